@@ -1,0 +1,20 @@
+"Shared pytest configuration: quiet dependency warnings, one torch thread budget, registries loaded."
+import os, warnings
+
+import pytest
+
+os.environ.setdefault('IN_TEST', '1')
+warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*is deprecated', category=FutureWarning)
+
+import torch  # noqa: E402
+import vitlab.data, vitlab.models  # noqa: E402,F401  (registration)
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: long-running tests, skipped unless run with `pytest -m slow`')
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
