@@ -144,3 +144,16 @@ def test_parity_check_detects_a_difference(monkeypatch):
     orig = vit.VisionTransformer.forward_head
     monkeypatch.setattr(vit.VisionTransformer, 'forward_head', lambda self, x, pre_logits=False: orig(self, x * 1.001, pre_logits))
     assert not parity_check('vit_test')['ok']
+
+
+@pytest.mark.parametrize('name', [n for n in SMALL if n.endswith('_test')])
+def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
+    "ONNX export (the dynamo exporter) and inference in ONNX Runtime give our logits."
+    ort = pytest.importorskip('onnxruntime')
+    pytest.importorskip('onnxscript')
+    m = create_model(name).eval()
+    x = _x(m)
+    torch.onnx.export(m, (x,), str(tmp_path / 'm.onnx'), dynamo=True)
+    sess = ort.InferenceSession(str(tmp_path / 'm.onnx'), providers=['CPUExecutionProvider'])
+    (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad(): torch.testing.assert_close(torch.from_numpy(y), m(x), atol=1e-4, rtol=1e-4)
