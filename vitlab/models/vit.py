@@ -13,10 +13,10 @@ import torch.nn.functional as F
 
 from ..core import Paper, register_model
 from ..layers import Block, PatchEmbed, init_weights_vit, resample_abs_pos_embed, to_2tuple
-from . import INCEPTION_MEAN, INCEPTION_STD, adapt_input_conv, build_model, model_cfg
+from . import INCEPTION_MEAN, INCEPTION_STD, adapt_input_conv, build_model, model_cfg, small_cfg
 
 # %% auto #0
-__all__ = ['VIT_PAPER', 'VisionTransformer', 'checkpoint_filter_fn', 'vit_tiny_patch16_224', 'vit_small_patch16_224',
+__all__ = ['VIT_PAPER', 'MINI_ARGS', 'VisionTransformer', 'checkpoint_filter_fn', 'vit_tiny_patch16_224', 'vit_small_patch16_224',
            'vit_base_patch16_224', 'vit_mini_patch4_28', 'vit_mini_patch7_28', 'vit_mini_patch4_32',
            'vit_tiny_patch4_32', 'vit_test', 'parity_reference']
 
@@ -158,9 +158,6 @@ def _create_vit(variant: str, pretrained=False, model_cls=VisionTransformer, **k
 
 def _vit_cfg(**kw): return model_cfg(mean=INCEPTION_MEAN, std=INCEPTION_STD, **kw)
 
-def _small_cfg(size, chans, **kw):
-    return model_cfg(num_classes=10, input_size=(chans, size, size), crop_pct=1.0, **kw)
-
 @register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224',
                 default_cfg=_vit_cfg(hf_hub_id='timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k'))
 def vit_tiny_patch16_224(pretrained=False, **kwargs):
@@ -179,30 +176,30 @@ def vit_base_patch16_224(pretrained=False, **kwargs):
     "ViT-B/16 at 224x224 (86M parameters), the paper's base model."
     return _create_vit('vit_base_patch16_224', pretrained, **dict(dict(patch_size=16, embed_dim=768, depth=12, num_heads=12), **kwargs))
 
-_MINI = dict(embed_dim=128, depth=6, num_heads=4, mlp_ratio=2.)
+MINI_ARGS = dict(embed_dim=128, depth=6, num_heads=4, mlp_ratio=2.)   # the lab-scale 'mini' size, shared with DeiT
 
-@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=_small_cfg(28, 1),
+@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=small_cfg(28, 1),
                 claim='ViT trained from scratch on small data underperforms a CNN (small-data half of Figs. 3-4).')
 def vit_mini_patch4_28(pretrained=False, **kwargs):
     "Lab-scale ViT for 28x28 grey images: 4x4 patches (49 tokens), dim 128, depth 6."
-    return _create_vit('vit_mini_patch4_28', pretrained, **dict(dict(img_size=28, in_chans=1, num_classes=10, patch_size=4, **_MINI), **kwargs))
+    return _create_vit('vit_mini_patch4_28', pretrained, **dict(dict(img_size=28, in_chans=1, num_classes=10, patch_size=4, **MINI_ARGS), **kwargs))
 
-@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=_small_cfg(28, 1))
+@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=small_cfg(28, 1))
 def vit_mini_patch7_28(pretrained=False, **kwargs):
     "Lab-scale ViT for 28x28 grey images: 7x7 patches (16 tokens), dim 128, depth 6; the quickstart model."
-    return _create_vit('vit_mini_patch7_28', pretrained, **dict(dict(img_size=28, in_chans=1, num_classes=10, patch_size=7, **_MINI), **kwargs))
+    return _create_vit('vit_mini_patch7_28', pretrained, **dict(dict(img_size=28, in_chans=1, num_classes=10, patch_size=7, **MINI_ARGS), **kwargs))
 
-@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=_small_cfg(32, 3))
+@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=small_cfg(32, 3))
 def vit_mini_patch4_32(pretrained=False, **kwargs):
     "Lab-scale ViT for 32x32 colour images (CIFAR-10): 4x4 patches (64 tokens), dim 128, depth 6."
-    return _create_vit('vit_mini_patch4_32', pretrained, **dict(dict(img_size=32, in_chans=3, num_classes=10, patch_size=4, **_MINI), **kwargs))
+    return _create_vit('vit_mini_patch4_32', pretrained, **dict(dict(img_size=32, in_chans=3, num_classes=10, patch_size=4, **MINI_ARGS), **kwargs))
 
-@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=_small_cfg(32, 3))
+@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=small_cfg(32, 3))
 def vit_tiny_patch4_32(pretrained=False, **kwargs):
     "ViT-Ti width (192, depth 12, 3 heads) on 32x32 colour images with 4x4 patches."
     return _create_vit('vit_tiny_patch4_32', pretrained, **dict(dict(img_size=32, in_chans=3, num_classes=10, patch_size=4, embed_dim=192, depth=12, num_heads=3), **kwargs))
 
-@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=_small_cfg(32, 3))
+@register_model(paper=VIT_PAPER, parity='timm:vit_tiny_patch16_224', default_cfg=small_cfg(32, 3))
 def vit_test(pretrained=False, **kwargs):
     "A tiny ViT for tests (dim 32, depth 2, 2 heads, 8x8 patches at 32x32)."
     return _create_vit('vit_test', pretrained, **dict(dict(img_size=32, in_chans=3, num_classes=10, patch_size=8, embed_dim=32, depth=2, num_heads=2), **kwargs))
