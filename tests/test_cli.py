@@ -42,7 +42,6 @@ def test_quickstart_tiny_end_to_end(tmp_path):
     ('train.optimizer=adamm', "train.optimizer: Unknown optimizer 'adamm'. Did you mean 'adam'"),
 ])
 def test_bad_experiment_fails_fast_without_traceback(tmp_path, override, expect):
-    t = time.time()
     p = vitlab('run', 'quickstart', override, '--out', str(tmp_path / 'runs'), cwd=tmp_path, check=2)
     assert expect in p.stderr, p.stderr
     assert 'Traceback' not in p.stderr
