@@ -7,7 +7,8 @@ os.environ.setdefault('IN_TEST', '1')
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*is deprecated', category=FutureWarning)
 
 import torch  # noqa: E402
-import vitlab.data, vitlab.models  # noqa: E402,F401  (registration)
+from vitlab.core import import_all  # noqa: E402
+import_all()   # every registry complete (models, datasets, recipes, compressors, analyses)
 
 
 def pytest_configure(config):

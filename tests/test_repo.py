@@ -75,9 +75,12 @@ def test_claimed_claim_checks_exist(name):
     assert any(s.lstrip().startswith('## Claim check') for s in md), f'{nb} declares a claim check but has none'
 
 
-@pytest.mark.parametrize('module', sorted({e.module for e in MODELS.entries()}))
+_ENTRIES = [e for r in REGISTRIES.values() for e in r.entries()]
+
+
+@pytest.mark.parametrize('module', sorted({e.module for e in _ENTRIES}))
 def test_method_notebooks_cite_their_paper(module):
-    papers = {e.paper for e in MODELS.entries() if e.module == module and e.paper}
+    papers = {e.paper for e in _ENTRIES if e.module == module and e.paper}
     text = _notebook_of(module).read_text(encoding='utf-8')
     for p in papers:
         assert p.arxiv in text and str(p.year) in text and p.title.split(':')[0] in text, f'{module} must cite {p.title}'
