@@ -120,7 +120,7 @@ def _wait_for_epochs(exp_dir: Path, proc, n: int, timeout=240):
     raise AssertionError(f"no run reached {n} epochs; {proc.communicate()}")
 
 
-RESUME_ARGS = ['run', 'quickstart', 'data.subset=300', 'data.augment=true', 'recipe.batch_size=50', 'recipe.epochs=8',
+RESUME_ARGS = ['run', 'quickstart', 'data.subset=500', 'data.augment=true', 'recipe.batch_size=50', 'recipe.epochs=16',
                'model=vit_test', 'model.kwargs={patch_size: 7, drop_path_rate: 0.1}', '--no-progress']
 
 
@@ -158,7 +158,7 @@ def test_resume_flag_on_a_run_folder(tmp_path):
     proc.send_signal(signal.SIGKILL); proc.communicate(timeout=60)
     vitlab('run', '--resume', str(run), '--no-progress', cwd=tmp_path, check=0)
     rows = list(csv.DictReader(open(run / 'metrics.csv')))
-    assert [int(r['epoch']) for r in rows] == list(range(8))
+    assert [int(r['epoch']) for r in rows] == list(range(16))
     p = vitlab('run', '--resume', str(tmp_path), cwd=tmp_path, check=2)
     assert 'is not a run folder' in p.stderr
 

@@ -179,3 +179,18 @@ if __name__ == '__main__' and __spec__ is not None and __spec__.name == 'vitlab.
 import sys
 from .cli import main
 if __name__ == '__main__' and __spec__ is not None and __spec__.name == 'vitlab.__main__': sys.exit(main())
+
+# %% ../nbs/06_cli.ipynb #451212bc
+import sys
+from .cli import main
+if __name__ == '__main__' and __spec__ is not None and __spec__.name == 'vitlab.__main__': sys.exit(main())
+
+# %% ../nbs/06_cli.ipynb #451212bc
+import sys
+from .cli import main
+if __name__ == '__main__' and __spec__ is not None and __spec__.name == 'vitlab.__main__': sys.exit(main())
+
+# %% ../nbs/06_cli.ipynb #451212bc
+import sys
+from .cli import main
+if __name__ == '__main__' and __spec__ is not None and __spec__.name == 'vitlab.__main__': sys.exit(main())
