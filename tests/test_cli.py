@@ -105,8 +105,15 @@ def test_sweep_runs_the_grid_and_dry_run_lists_it(tmp_path):
     assert sorted((r['recipe.lr'], r['seed']) for r in rows) == [('0.001', '0'), ('0.001', '1'), ('0.003', '0'), ('0.003', '1')]
 
 
+def _default_sigint():
+    # A test runner started in the background (as CI may be) inherits SIGINT *ignored*, and Python then installs no
+    # KeyboardInterrupt handler in the child. Ctrl-C in a terminal is what this test imitates: restore the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args, cwd):
-    return subprocess.Popen(VITLAB + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.Popen(VITLAB + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for_epochs(exp_dir: Path, proc, n: int, timeout=240):
