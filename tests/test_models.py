@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from vitlab.core import MODELS, Paper
 from vitlab.layers import ObservableAttention, capture_attention
-from vitlab.models import count_params, create_model, list_models, parity_check
+from vitlab.models import ParityNotSupported, count_params, create_model, list_models, parity_check
 
 def _n_params(name):
     with torch.device('meta'): return count_params(create_model(name, img_size=32, num_classes=10))
@@ -126,16 +126,20 @@ def test_attention_is_observable(name):
         torch.testing.assert_close(ms[0].sum(-1), torch.ones_like(ms[0].sum(-1)), atol=1e-5, rtol=0)
 
 
+def _parity(name, **kwargs):
+    try: r = parity_check(name, **kwargs)
+    except ParityNotSupported as e: pytest.skip(f'{name}: the reference cannot be built here: {e}')
+    assert r['ok'], r
+
+
 @pytest.mark.parametrize('name', PARITY)
 def test_parity_native(name):
-    r = parity_check(name)
-    assert r['ok'], r
+    _parity(name)
 
 
 @pytest.mark.parametrize('name', big_slow(PARITY))
 def test_parity_small_grey(name):
-    r = parity_check(name, img_size=28, in_chans=1, num_classes=10)
-    assert r['ok'], r
+    _parity(name, img_size=28, in_chans=1, num_classes=10)
 
 
 def test_parity_check_detects_a_difference(monkeypatch):
