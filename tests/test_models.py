@@ -150,6 +150,36 @@ def test_parity_check_detects_a_difference(monkeypatch):
     assert not parity_check('vit_test')['ok']
 
 
+def test_parity_with_several_references_skips_only_the_unbuildable_one():
+    "swin_test declares timm and HF; HF cannot run its padded, shifted 7x7 grid, so only timm is compared, and HF is named."
+    r = parity_check('swin_test')
+    assert r['ok'], r
+    assert [p['reference'].split(':')[0] for p in r['per_reference']] == ['timm']
+    assert list(r['skipped']) == ['hf:SwinForImageClassification'] and 'pads' in r['skipped']['hf:SwinForImageClassification']
+
+
+def test_parity_raises_when_no_reference_can_be_built(monkeypatch):
+    import vitlab.models.swin as swin
+    def _never(model, name, kind): raise ParityNotSupported(f'{kind} refuses')
+    monkeypatch.setattr(swin, 'parity_reference', _never)
+    with pytest.raises(ParityNotSupported, match='timm refuses.*hf refuses'): parity_check('swin_test')
+
+
+@pytest.mark.parametrize('name', [n for n in SMALL if n.endswith('_test')])
+def test_dynamic_int8_quantization_runs(name):
+    "The shipped experiments quantize every model: no forward may reach into a linear layer's `.weight` (a method once quantized)."
+    from vitlab.compress import DynamicInt8
+    comp = DynamicInt8()
+    m = create_model(name).eval()
+    if comp.applies_to(m): pytest.skip(comp.applies_to(m))
+    x = _x(m)
+    with torch.no_grad():
+        y = m(x)
+        yq = comp.compress(m, None)(x)
+    assert yq.shape == y.shape and torch.isfinite(yq).all()
+    assert (yq - y).abs().max() < 0.1 * y.abs().max() + 1e-3, (yq - y).abs().max()
+
+
 @pytest.mark.parametrize('name', [n for n in SMALL if n.endswith('_test')])
 def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
     "ONNX export (the dynamo exporter) and inference in ONNX Runtime give our logits."

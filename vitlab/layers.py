@@ -16,8 +16,9 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['to_2tuple', 'PatchEmbed', 'use_fused_attn', 'ObservableAttention', 'Attention', 'attention_modules',
            'capture_attention', 'Mlp', 'drop_path', 'DropPath', 'LayerScale', 'Block', 'resample_abs_pos_embed',
-           'sincos_2d_pos_embed', 'init_weights_vit', 'LayerNorm2d', 'ConvPatchEmbed', 'window_partition',
-           'window_reverse', 'relative_position_index', 'WindowAttention', 'PatchMerging', 'SpatialReductionAttention']
+           'sincos_2d_pos_embed', 'init_weights_vit', 'per_stage', 'stage_drop_path_rates', 'LayerNorm2d',
+           'ConvPatchEmbed', 'window_partition', 'window_reverse', 'relative_position_index', 'WindowAttention',
+           'PatchMerging', 'SpatialReductionAttention']
 
 # %% ../nbs/02_layers.ipynb #9a612f8d
 def to_2tuple(x) -> tuple:
@@ -86,6 +87,19 @@ class ObservableAttention(nn.Module):
     def observe(self, attn: torch.Tensor):
         for fn in list(self._attn_observers.values()): fn(self, attn)
 
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor|None = None,
+               scale: float|None = None) -> torch.Tensor:
+        "softmax(q k^T * scale + attn_mask) v, dropout `self.attn_drop`: fused unless observed, else explicit and observed."
+        scale = self.scale if scale is None else scale
+        if self.fused_attn and not self.observed:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale,
+                                                  dropout_p=self.attn_drop.p if self.training else 0.)
+        attn = (q * scale) @ k.transpose(-2, -1)
+        if attn_mask is not None: attn = attn + attn_mask
+        attn = attn.softmax(dim=-1)
+        if self.observed: self.observe(attn)
+        return self.attn_drop(attn) @ v
+
 # %% ../nbs/02_layers.ipynb #e3f25a47
 class Attention(ObservableAttention):
     "Multi-head self-attention with a fused fast path and an explicit, observable path."
@@ -105,14 +119,7 @@ class Attention(ObservableAttention):
     def forward(self, x):
         B, N, C = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if self.fused_attn and not self.observed:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.)
-        else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = attn.softmax(dim=-1)
-            if self.observed: self.observe(attn)
-            x = self.attn_drop(attn) @ v
+        x = self.attend(self.q_norm(q), self.k_norm(k), v)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
 
@@ -248,6 +255,25 @@ def init_weights_vit(module: nn.Module, std: float = .02):
         if module.weight is not None: nn.init.ones_(module.weight)
         if module.bias is not None: nn.init.zeros_(module.bias)
 
+# %% ../nbs/02_layers.ipynb #a4456af1
+def per_stage(name: str, v, n: int) -> tuple:
+    "`v` as an `n`-tuple (one value per stage): a scalar is repeated, a sequence must have `n` entries."
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,) * n
+    if len(v) != n: raise ValueError(f"{name} needs one value per stage ({n} stages), got {v}")
+    return v
+
+def stage_drop_path_rates(drop_path_rate, depths) -> list[list[float]]:
+    "Stochastic-depth rates by stage: one number rises linearly over all blocks (timm); a per-stage tuple rises within each stage (official CvT)."
+    lin = lambda r, k: [r * j / max(k - 1, 1) for j in range(k)]   # 0 .. r in k steps
+    if isinstance(drop_path_rate, (list, tuple)):
+        rates = per_stage('drop_path_rate', drop_path_rate, len(depths))
+        dpr = [lin(r, d) for r, d in zip(rates, depths)]
+    else:
+        rates, flat = (drop_path_rate,), lin(drop_path_rate, sum(depths))
+        dpr = [flat[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
+    if any(not 0 <= r < 1 for r in rates): raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+    return dpr
+
 # %% ../nbs/02_layers.ipynb #57c133c6
 class LayerNorm2d(nn.LayerNorm):
     "LayerNorm over the channels of a (B, C, H, W) map (parameters named as `nn.LayerNorm`'s, so state dicts match)."
@@ -332,12 +358,7 @@ class WindowAttention(ObservableAttention):
         if mask is not None:   # (nW, N, N) of 0 / -inf, one per window position
             nW = mask.shape[0]
             bias = (bias[:, None] + mask[None, :, None].to(bias.dtype)).expand(B_ // nW, -1, -1, -1, -1).reshape(-1, self.num_heads, N, N)
-        if self.fused_attn and not self.observed:
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.)
-        else:
-            attn = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
-            if self.observed: self.observe(attn)
-            x = self.attn_drop(attn) @ v
+        x = self.attend(q, k, v, attn_mask=bias)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B_, N, -1)))
 
 # %% ../nbs/02_layers.ipynb #5da5a537
@@ -392,10 +413,5 @@ class SpatialReductionAttention(ObservableAttention):
         if N != feat_size[0] * feat_size[1]: raise ValueError(f"{N} tokens do not form a {feat_size[0]}x{feat_size[1]} grid")
         q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
         k, v = self.kv(self.reduce(x, feat_size)).reshape(B, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if self.fused_attn and not self.observed:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.)
-        else:
-            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            if self.observed: self.observe(attn)
-            x = self.attn_drop(attn) @ v
+        x = self.attend(q, k, v)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))

@@ -19,7 +19,8 @@ from ..layers import to_2tuple
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'REFERENCE_BUILDERS', 'REFERENCE_KINDS',
            'create_model', 'model_cfg', 'small_cfg', 'build_model', 'adapt_input_conv', 'read_state_dict',
            'load_pretrained', 'load_checkpoint', 'list_models', 'model_entry', 'count_params', 'count_flops',
-           'benchmark_model', 'ParityNotSupported', 'parity_references', 'parity_check']
+           'benchmark_model', 'ParityNotSupported', 'parity_references', 'parity_check', 'randomize_weights_',
+           'build_random']
 
 # %% ../../nbs/models/00_models.ipynb #81d21b8c
 _log = logging.getLogger('vitlab.models')
@@ -250,10 +251,40 @@ def parity_check(model_name: str, batch_size: int = 2, seed: int = 0, atol: floa
     if reference is not None:
         if reference not in refs: raise UnknownNameError(f'parity reference of {model_name!r}', reference, refs)
         refs = [reference]
-    res = [_parity_one(model_name, r, batch_size, seed, atol, **kwargs) for r in refs]
-    if len(res) == 1: return res[0]
-    return {'model': model_name, 'reference': ','.join(refs), 'input_size': res[0]['input_size'],
-            'max_abs_diff': max(r['max_abs_diff'] for r in res), 'ok': all(r['ok'] for r in res), 'per_reference': res}
+    if len(refs) == 1: return _parity_one(model_name, refs[0], batch_size, seed, atol, **kwargs)
+    res, skipped = [], {}
+    for r in refs:   # with several references, one that cannot be built here is skipped (and said), not fatal
+        try: res.append(_parity_one(model_name, r, batch_size, seed, atol, **kwargs))
+        except ParityNotSupported as e: skipped[r] = str(e)
+    if not res: raise ParityNotSupported('; '.join(f'{r}: {why}' for r, why in skipped.items()))
+    return {'model': model_name, 'reference': ','.join(r['reference'] for r in res), 'input_size': res[0]['input_size'],
+            'max_abs_diff': max(r['max_abs_diff'] for r in res), 'ok': all(r['ok'] for r in res), 'per_reference': res,
+            'skipped': skipped}
+
+# %% ../../nbs/models/00_models.ipynb #3527dc23
+@torch.no_grad()
+def randomize_weights_(model: nn.Module, norm_scale: float = 0.2) -> nn.Module:
+    "Fill every parameter and normalisation statistic of `model` with random values that exercise every operation, in place."
+    for name, p in model.named_parameters():
+        leaf = name.rsplit('.', 1)[-1]
+        if p.ndim >= 2 and leaf == 'weight': p.normal_(0, p[0].numel() ** -0.5)   # variance-preserving kernels
+        elif p.ndim >= 2: p.normal_(0, 0.5)            # class tokens, position embeddings: far from zero
+        else: p.normal_(0, 0.1)                        # biases
+    for m in model.modules():
+        if isinstance(m, (nn.LayerNorm, nn.BatchNorm2d, nn.GroupNorm)) and getattr(m, 'weight', None) is not None:
+            m.weight.copy_(1 + norm_scale * torch.randn_like(m.weight)); m.bias.normal_(0, norm_scale)
+    for name, b in model.named_buffers():
+        leaf = name.rsplit('.', 1)[-1]
+        if leaf == 'running_mean': b.normal_(0, norm_scale)
+        elif leaf == 'running_var': b.uniform_(0.5, 1.5)
+        elif leaf == 'num_batches_tracked': b.zero_()
+        else: raise ValueError(f"randomize_weights_ does not know how to fill the buffer {name!r}")
+    return model
+
+def build_random(factory, *args, **kwargs) -> nn.Module:
+    "`factory(*args, **kwargs)` built on the meta device (skipping its slow initialisation), then `randomize_weights_`."
+    with torch.device('meta'): m = factory(*args, **kwargs)
+    return randomize_weights_(m.to_empty(device='cpu'))
 
 # %% ../../nbs/models/00_models.ipynb #99b88438
 def _import_model_modules():

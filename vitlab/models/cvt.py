@@ -13,12 +13,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import Paper, register_model
-from ..layers import ConvPatchEmbed, DropPath, Mlp, ObservableAttention, init_weights_vit
-from . import IMAGENET_MEAN, IMAGENET_STD, ParityNotSupported, adapt_input_conv, build_model, model_cfg, small_cfg
+from ..layers import ConvPatchEmbed, DropPath, Mlp, ObservableAttention, init_weights_vit, per_stage, stage_drop_path_rates
+from . import (IMAGENET_MEAN, IMAGENET_STD, ParityNotSupported, adapt_input_conv, build_model, build_random,
+                           model_cfg, small_cfg)
 
 # %% auto #0
-__all__ = ['CVT_PAPER', 'ConvProjection', 'ConvAttention', 'QuickGELU', 'CvtBlock', 'CvtStage', 'per_stage',
-           'stage_drop_path_rates', 'randomize_weights_', 'build_random', 'ConvolutionalVisionTransformer',
+__all__ = ['CVT_PAPER', 'ConvProjection', 'ConvAttention', 'QuickGELU', 'CvtBlock', 'CvtStage', 'ConvolutionalVisionTransformer',
            'checkpoint_filter_fn', 'parity_reference', 'cvt_13_224', 'cvt_21_224', 'cvt_mini_s2_28', 'cvt_mini_s2_32',
            'cvt_test']
 
@@ -61,12 +61,7 @@ class ConvAttention(ObservableAttention):
         prefix, grid = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:].transpose(1, 2).reshape(B, C, H, W)
         q, k, v = (torch.cat([prefix, p(grid)], dim=1) for p in (self.conv_proj_q, self.conv_proj_k, self.conv_proj_v))
         q, k, v = self._heads(self.proj_q(q)), self._heads(self.proj_k(k)), self._heads(self.proj_v(v))
-        if self.fused_attn and not self.observed:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0., scale=self.scale)
-        else:
-            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            if self.observed: self.observe(attn)
-            x = self.attn_drop(attn) @ v
+        x = self.attend(q, k, v)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
 
 # %% ../../nbs/models/12_cvt.ipynb #38eba28d
@@ -117,49 +112,6 @@ class CvtStage(nn.Module):
         x = self.pos_drop(x)
         for blk in self.blocks: x = blk(x, (H, W), self.num_prefix_tokens)
         return x, (H, W)
-
-# %% ../../nbs/models/12_cvt.ipynb #8ae0436b
-def per_stage(name: str, v, n: int) -> tuple:
-    "`v` as an `n`-tuple (one value per stage): a scalar is repeated, a sequence must have `n` entries."
-    v = tuple(v) if isinstance(v, (list, tuple)) else (v,) * n
-    if len(v) != n: raise ValueError(f"{name} needs one value per stage ({n} stages), got {v}")
-    return v
-
-def stage_drop_path_rates(drop_path_rate, depths) -> list[list[float]]:
-    "Stochastic-depth rates by stage: one number rises linearly over all blocks (timm); a per-stage tuple rises within each stage (official CvT)."
-    lin = lambda r, k: [r * j / max(k - 1, 1) for j in range(k)]   # 0 .. r in k steps
-    if isinstance(drop_path_rate, (list, tuple)):
-        rates = per_stage('drop_path_rate', drop_path_rate, len(depths))
-        dpr = [lin(r, d) for r, d in zip(rates, depths)]
-    else:
-        rates, flat = (drop_path_rate,), lin(drop_path_rate, sum(depths))
-        dpr = [flat[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
-    if any(not 0 <= r < 1 for r in rates): raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
-    return dpr
-
-@torch.no_grad()
-def randomize_weights_(model: nn.Module, norm_scale: float = 0.2) -> nn.Module:
-    "Fill every parameter and normalisation statistic of `model` with random values that exercise every operation, in place."
-    for name, p in model.named_parameters():
-        leaf = name.rsplit('.', 1)[-1]
-        if p.ndim >= 2 and leaf == 'weight': p.normal_(0, p[0].numel() ** -0.5)   # variance-preserving kernels
-        elif p.ndim >= 2: p.normal_(0, 0.5)            # class tokens, position embeddings: far from zero
-        else: p.normal_(0, 0.1)                        # biases
-    for m in model.modules():
-        if isinstance(m, (nn.LayerNorm, nn.BatchNorm2d, nn.GroupNorm)) and getattr(m, 'weight', None) is not None:
-            m.weight.copy_(1 + norm_scale * torch.randn_like(m.weight)); m.bias.normal_(0, norm_scale)
-    for name, b in model.named_buffers():
-        leaf = name.rsplit('.', 1)[-1]
-        if leaf == 'running_mean': b.normal_(0, norm_scale)
-        elif leaf == 'running_var': b.uniform_(0.5, 1.5)
-        elif leaf == 'num_batches_tracked': b.zero_()
-        else: raise ValueError(f"randomize_weights_ does not know how to fill the buffer {name!r}")
-    return model
-
-def build_random(factory, *args, **kwargs) -> nn.Module:
-    "`factory(*args, **kwargs)` built on the meta device (skipping its slow initialisation), then `randomize_weights_`."
-    with torch.device('meta'): m = factory(*args, **kwargs)
-    return randomize_weights_(m.to_empty(device='cpu'))
 
 # %% ../../nbs/models/12_cvt.ipynb #3b5efb2c
 class ConvolutionalVisionTransformer(nn.Module):

@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import Paper, register_model
-from ..layers import (ConvPatchEmbed, DropPath, Mlp, SpatialReductionAttention, init_weights_vit,
-                           resample_abs_pos_embed, to_2tuple)
-from . import IMAGENET_MEAN, IMAGENET_STD, ParityNotSupported, adapt_input_conv, build_model, model_cfg, small_cfg
-from .cvt import build_random, per_stage, randomize_weights_, stage_drop_path_rates
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, SpatialReductionAttention, init_weights_vit, per_stage,
+                           resample_abs_pos_embed, stage_drop_path_rates, to_2tuple)
+from . import (IMAGENET_MEAN, IMAGENET_STD, ParityNotSupported, adapt_input_conv, build_model, build_random,
+                           model_cfg, randomize_weights_, small_cfg)
 
 # %% auto #0
 __all__ = ['PVT_PAPER', 'PVT_V2_PAPER', 'PvtAttention', 'MlpWithDepthwiseConv', 'PvtBlock', 'PvtStage',
