@@ -151,8 +151,8 @@ def test_parity_check_detects_a_difference(monkeypatch):
 
 
 def test_parity_with_several_references_skips_only_the_unbuildable_one():
-    "swin_test declares timm and HF; HF cannot run its padded, shifted 7x7 grid, so only timm is compared, and HF is named."
-    r = parity_check('swin_test')
+    "swin_test declares timm and HF; at 28x28 HF cannot run its padded, shifted 7x7 grid: only timm is compared, HF is named."
+    r = parity_check('swin_test', img_size=28, in_chans=1, num_classes=10)
     assert r['ok'], r
     assert [p['reference'].split(':')[0] for p in r['per_reference']] == ['timm']
     assert list(r['skipped']) == ['hf:SwinForImageClassification'] and 'pads' in r['skipped']['hf:SwinForImageClassification']
