@@ -1,0 +1,118 @@
+"""The recipe battery: every registered recipe and optimizer, on one fixed batch, without per-recipe test code.
+
+A recipe declares what the battery needs as class attributes (`test_model`, `test_options`, `composable`); see the
+`Recipe` contract in `nbs/03_train.ipynb` and the harness in `nbs/recipes/00_recipes.ipynb`.
+"""
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitlab.core import OPTIMIZERS, RECIPES, seed_everything
+from vitlab.recipes import clean_loss, fixed_batch_dls, recipe_steps
+from vitlab.train import ComposedRecipe, create_recipe, load_checkpoint, recipe_learner, save_checkpoint
+
+RECIPE_NAMES = RECIPES.list()
+OPTIMIZER_NAMES = OPTIMIZERS.list()
+STEPS = 12       # steps of a recipe on the fixed batch
+OPT_STEPS = 16   # steps of an optimizer (SGD with momentum needs more to settle)
+
+
+def _cls(name): return RECIPES.get(name).fn
+
+
+def _make(name: str, **extra):
+    "The recipe `name` (or 'a+b') with the battery's settings of each part."
+    parts = name.split('+')
+    opts = {p: {**_cls(p).test_options, **extra.get(p, {})} for p in parts}
+    if len(parts) == 1: return create_recipe(name, **opts[name])
+    return create_recipe(name, **{p: o for p, o in opts.items() if o})
+
+
+@pytest.mark.parametrize('name', RECIPE_NAMES)
+def test_recipe_lowers_the_loss_on_a_fixed_batch(name):
+    r = recipe_steps(_make(name), steps=STEPS)
+    assert r['after'] < 0.9 * r['before'], f"{name}: clean loss {r['before']:.4f} -> {r['after']:.4f} in {STEPS} steps"
+
+
+@pytest.mark.parametrize('name', OPTIMIZER_NAMES)
+def test_optimizer_lowers_the_loss_on_a_fixed_batch(name):
+    lr = OPTIMIZERS.get(name).meta.get('test_lr', 3e-3)
+    r = recipe_steps('baseline', steps=OPT_STEPS, optimizer=name, lr=lr)
+    assert r['after'] < 0.9 * r['before'], f"{name}: clean loss {r['before']:.4f} -> {r['after']:.4f} in {OPT_STEPS} steps"
+
+
+def _params(m): return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+@pytest.mark.parametrize('name', RECIPE_NAMES)
+def test_recipe_resumes_exactly_from_a_checkpoint(name):
+    "Two steps, a checkpoint, one more step; a fresh learner loading the checkpoint takes the same third step."
+    dls = fixed_batch_dls()
+    seed_everything(0)
+    recipe = _make(name)
+    a = recipe_learner(dls, recipe.test_model, recipe, lr=1e-3, progress=False)
+    a.fit(2, 1e-3)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / 'last.safetensors'
+        save_checkpoint(a, path, epoch=1)
+        a.fit(1, 1e-3)
+        seed_everything(1)   # a different start: everything must come from the checkpoint
+        recipe_b = _make(name)
+        b = recipe_learner(fixed_batch_dls(), recipe_b.test_model, recipe_b, lr=1e-3, progress=False)
+        b.create_opt()
+        load_checkpoint(b, path)
+        b.fit(1, 1e-3)
+    pa, pb = _params(recipe.final_model(a)), _params(recipe_b.final_model(b))
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        torch.testing.assert_close(pb[k], pa[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {k}: {m}")
+
+
+COMPOSABLE = [n for n in RECIPE_NAMES if n not in ('deit', 'baseline') and _cls(n).composable]
+
+
+@pytest.mark.parametrize('name', COMPOSABLE)
+def test_recipe_composes_with_the_deit_bundle(name):
+    if 'deit' not in RECIPES: pytest.skip('the deit recipe is not registered')
+    recipe = _make(f'deit+{name}')
+    assert isinstance(recipe, ComposedRecipe)
+    r = recipe_steps(recipe, steps=STEPS)
+    assert r['after'] < 0.9 * r['before'], f"deit+{name}: clean loss {r['before']:.4f} -> {r['after']:.4f}"
+
+
+def test_the_battery_covers_every_recipe_and_optimizer():
+    assert 'baseline' in RECIPE_NAMES and {'adamw', 'sgd'} <= set(OPTIMIZER_NAMES)
+    for n in RECIPE_NAMES:
+        cls = _cls(n)
+        assert isinstance(cls.test_options, dict) and isinstance(cls.test_model, str), n
+        cls.Options(**cls.test_options)   # the battery's settings are valid settings
+
+
+def test_composed_recipe_settings_are_shared_out_by_name():
+    with pytest.raises(ValueError, match='names'):
+        create_recipe('baseline+baseline')
+    with pytest.raises(KeyError, match='Did you mean'):
+        create_recipe('baselin')
+
+
+@pytest.mark.parametrize('name', OPTIMIZER_NAMES)
+def test_optimizer_resumes_exactly_from_a_checkpoint(name):
+    "The optimizer's state survives a checkpoint: the step after loading equals the step without interruption."
+    lr = OPTIMIZERS.get(name).meta.get('test_lr', 3e-3)
+    seed_everything(0)
+    a = recipe_learner(fixed_batch_dls(), 'vit_test', 'baseline', lr=lr, opt_func=name, progress=False)
+    a.fit(2, lr)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / 'last.safetensors'
+        save_checkpoint(a, path, epoch=1)
+        a.fit(1, lr)
+        seed_everything(1)
+        b = recipe_learner(fixed_batch_dls(), 'vit_test', 'baseline', lr=lr, opt_func=name, progress=False)
+        b.create_opt()
+        load_checkpoint(b, path)
+        b.fit(1, lr)
+    pa, pb = _params(a.model), _params(b.model)
+    for k in pa:
+        torch.testing.assert_close(pb[k], pa[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {k}: {m}")
