@@ -5,7 +5,6 @@
 # %% ../nbs/03_train.ipynb #11bf940c
 from __future__ import annotations
 import csv, json, os, random, time
-from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 

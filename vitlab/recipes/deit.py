@@ -52,7 +52,8 @@ RANDAUG_OPS = ('Identity', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rota
                'Sharpness', 'Posterize', 'Solarize', 'AutoContrast', 'Equalize')
 _SIGNED = {'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'Brightness', 'Color', 'Contrast', 'Sharpness'}
 
-def _denorm(x, dls):
+def _norm_stats(x, dls):
+    "The data's per-channel mean and std as 1 x C x 1 x 1 tensors on the device of `x`."
     mean = torch.tensor(dls.mean, device=x.device).view(1, -1, 1, 1); std = torch.tensor(dls.std, device=x.device).view(1, -1, 1, 1)
     return mean, std
 
@@ -86,7 +87,7 @@ class RandAugment(Callback):
     def before_batch(self):
         if self.num_ops == 0: return
         x = self.xb[0]
-        mean, std = _denorm(x, self.dls)
+        mean, std = _norm_stats(x, self.dls)
         u8 = ((x.as_subclass(torch.Tensor) * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
         u8 = rand_augment(u8, self.num_ops, self.magnitude, self.mstd)
         self.learn.xb = ((u8.float() / 255 - mean) / std,)
