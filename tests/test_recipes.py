@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vitlab.core import OPTIMIZERS, RECIPES, seed_everything
+from vitlab.models import create_model
 from vitlab.recipes import clean_loss, fixed_batch_dls, recipe_steps
 from vitlab.train import ComposedRecipe, create_recipe, load_checkpoint, recipe_learner, save_checkpoint
 
@@ -30,10 +31,21 @@ def _make(name: str, **extra):
     return create_recipe(name, **{p: o for p, o in opts.items() if o})
 
 
+def _assert_delivers_the_named_model(name, learn):
+    "What the recipe saves loads into the model the experiment names: the same parameter and buffer names and shapes."
+    recipe = learn.recipe
+    final = recipe.final_model(learn)
+    want = {k: tuple(v.shape) for k, v in create_model(recipe.test_model, **recipe.model_kwargs()).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in final.state_dict().items()}
+    assert got == want, f"{name}: the delivered model differs from {recipe.test_model}: " \
+                        f"extra {sorted(set(got) - set(want))[:5]}, missing {sorted(set(want) - set(got))[:5]}"
+
+
 @pytest.mark.parametrize('name', RECIPE_NAMES)
 def test_recipe_lowers_the_loss_on_a_fixed_batch(name):
     r = recipe_steps(_make(name), steps=STEPS)
     assert r['after'] < 0.9 * r['before'], f"{name}: clean loss {r['before']:.4f} -> {r['after']:.4f} in {STEPS} steps"
+    _assert_delivers_the_named_model(name, r['learn'])
 
 
 @pytest.mark.parametrize('name', OPTIMIZER_NAMES)
@@ -80,6 +92,7 @@ def test_recipe_composes_with_the_deit_bundle(name):
     assert isinstance(recipe, ComposedRecipe)
     r = recipe_steps(recipe, steps=2 * STEPS)   # two recipes' regularisation stacked: give it twice the steps
     assert r['after'] < 0.9 * r['before'], f"deit+{name}: clean loss {r['before']:.4f} -> {r['after']:.4f} in {2 * STEPS} steps"
+    _assert_delivers_the_named_model(f'deit+{name}', r['learn'])
 
 
 def test_the_battery_covers_every_recipe_and_optimizer():
@@ -154,3 +167,15 @@ def test_a_run_with_the_deit_recipe_saves_the_ema_weights(tmp_path):
     assert ema and set(ema) == set(saved)
     for k in saved: torch.testing.assert_close(saved[k], ema[k])
     assert any(not torch.equal(saved[k], ckpt[f'model.{k}']) for k in saved)   # the EMA, not the raw weights
+
+
+def test_the_shipped_recipes_experiment_gives_each_recipe_its_own_defaults():
+    "A sweep over recipe.name: DeiT's points get its cosine schedule, the others the schema's; the file's lr holds for all."
+    from vitlab.config import expand, load_experiment
+    runs = expand(load_experiment('recipes'))
+    by_name = {r.recipe.name: r.recipe for r in runs}
+    assert set(by_name) >= {'baseline', 'deit', 'deit+ewa'} and len(runs) == len(by_name)
+    assert (by_name['deit'].schedule, by_name['deit'].warmup) == ('cosine', 0.05)
+    assert (by_name['deit+ewa'].schedule, by_name['baseline'].schedule) == ('cosine', 'one_cycle')
+    assert {r.recipe.lr for r in runs} == {0.002} and {r.recipe.epochs for r in runs} == {10}
+    for r in runs: create_recipe(r.recipe.name, **r.recipe.options)   # every point builds

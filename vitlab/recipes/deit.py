@@ -225,7 +225,7 @@ class DeiT(Recipe):
         if o.mixup or o.cutmix: cbs.append(MixupCutMix(o.mixup, o.cutmix, o.switch_prob, o.mix_prob))
         if o.ema: cbs.append(EMA(o.ema_decay))
         return cbs
-    def final_model(self, learn):
+    def deliver(self, learn):
         ema = next((cb for cb in learn.cbs if isinstance(cb, EMA)), None)
         return learn.model if ema is None or ema.average is None else ema.average
 

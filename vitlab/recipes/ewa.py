@@ -118,9 +118,6 @@ class EWA(Recipe):
         blocks: Literal['every_other', 'all'] | list[int] = Field('every_other', description=(
             "which blocks' FFNs become mixtures: 'every_other' (1, 3, ...), 'all', or a list of block indices"))
     test_options = {'num_experts': 2}
-    # Not composable with bundles that deliver their own final model (DeiT delivers its EMA copy): the recipe contract
-    # lets only one part of a composition define `final_model`, and EWA must collapse whatever model is delivered.
-    composable = False
     def prepare(self, learn):
         if learn.splitter is not trainable_params:
             raise ValueError("ewa adds expert parameters after the learner is built, so it cannot be combined with a "
@@ -129,4 +126,4 @@ class EWA(Recipe):
         moe_block_indices(len(getattr(model, 'blocks', [])), self.options.blocks)   # bad indices fail here, not mid-run
         to_moe(model, self.options.num_experts, self.options.blocks)
     def callbacks(self, dls): return [ExpertsAveraging(self.options.beta)]
-    def final_model(self, learn): return collapse_moe(learn.model)
+    def finalize(self, model): return collapse_moe(model)
