@@ -23,8 +23,8 @@ from ..train import Recipe
 __all__ = ['CORRUPTIONS', 'pooled_features', 'extract_features', 'fit_logistic', 'knn_accuracy', 'probe_features', 'linear_probe',
            'PretextOptions', 'PretextRecipe', 'rotate_batch', 'rotation_views', 'RotationOptions', 'RotationPretext',
            'mp3_block', 'mp3_features', 'mp3_keep', 'mp3_loss', 'patchify', 'unpatchify', 'MP3Options', 'MP3Pretext',
-           'corrupt_patches', 'sit_reconstruction_loss', 'nt_xent', 'uncertainty_weighted', 'sit_features', 'SiTHead',
-           'SiTOptions', 'SiTPretext']
+           'corruption_modes', 'corrupt_patches', 'sit_reconstruction_loss', 'nt_xent', 'uncertainty_weighted',
+           'sit_features', 'SiTHead', 'SiTOptions', 'SiTPretext']
 
 # %% ../../nbs/recipes/06_pretext.ipynb #db05fb33
 def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -279,12 +279,17 @@ class MP3Pretext(PretextRecipe):
 # %% ../../nbs/recipes/06_pretext.ipynb #13115f30
 CORRUPTIONS = ('zero', 'noise', 'blur', 'replace')
 
-def corrupt_patches(x: torch.Tensor, patch: int, ratio: float, mode: str|Sequence[str] = 'noise',
-                    blur_sigma: tuple[float, float] = (0.5, 2.0)) -> tuple[torch.Tensor, torch.Tensor]:
-    "Corrupt a random `ratio` of each image's `patch`-pixel patches, each with one of `mode`; the images and the pixel mask."
+def corruption_modes(mode: str|Sequence[str]) -> list[str]:
+    "`mode` (one mode or several) as a list, checked against `CORRUPTIONS`."
     modes = [mode] if isinstance(mode, str) else list(mode)
     bad = [m for m in modes if m not in CORRUPTIONS]
     if bad or not modes: raise ValueError(f"corruption modes {bad or modes!r} are not valid; use some of {', '.join(map(repr, CORRUPTIONS))}")
+    return modes
+
+def corrupt_patches(x: torch.Tensor, patch: int, ratio: float, mode: str|Sequence[str] = 'noise',
+                    blur_sigma: tuple[float, float] = (0.5, 2.0)) -> tuple[torch.Tensor, torch.Tensor]:
+    "Corrupt a random `ratio` of each image's `patch`-pixel patches, each with one of `mode`; the images and the pixel mask."
+    modes = corruption_modes(mode)
     if not 0 <= ratio <= 1: raise ValueError(f"the corrupted fraction must be in [0, 1], got {ratio}")
     B, C, H, W = x.shape
     if H % patch or W % patch: raise ValueError(f"the image ({H} x {W}) must be a whole number of {patch}-pixel patches")
@@ -364,11 +369,7 @@ class SiTOptions(PretextOptions):
 
     @field_validator('corruption', mode='before')
     @classmethod
-    def _modes(cls, v):
-        v = [v] if isinstance(v, str) else list(v)
-        bad = [m for m in v if m not in CORRUPTIONS]
-        if bad or not v: raise ValueError(f"corruption modes {bad or v!r} are not valid; use some of {', '.join(map(repr, CORRUPTIONS))}")
-        return v
+    def _modes(cls, v): return corruption_modes(v)
 
 @register_recipe(name='sit', tags=('self-supervised', 'pretext'),
                  paper=Paper('SiT: Self-supervised vIsion Transformer', 2021, '2104.03602', number=80, cls='RECIPE',
