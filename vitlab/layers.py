@@ -91,12 +91,15 @@ class ObservableAttention(nn.Module):
                scale: float|None = None) -> torch.Tensor:
         "softmax(q k^T * scale + attn_mask) v, dropout `self.attn_drop`: fused unless observed, else explicit and observed."
         scale = self.scale if scale is None else scale
-        if self.fused_attn and not self.observed:
+        aq = self._modules.get('attn_quant')    # quantizers of the two matmuls' operands, set by vitlab.compress.quant
+        if self.fused_attn and not self.observed and aq is None:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale,
                                                   dropout_p=self.attn_drop.p if self.training else 0.)
+        if aq is not None: q, k, v = aq.q(q), aq.k(k), aq.v(v)
         attn = (q * scale) @ k.transpose(-2, -1)
         if attn_mask is not None: attn = attn + attn_mask
         attn = attn.softmax(dim=-1)
+        if aq is not None: attn = aq.probs(attn)
         if self.observed: self.observe(attn)
         return self.attn_drop(attn) @ v
 
