@@ -52,7 +52,7 @@ class Paper:
 
     def cite(self) -> str:
         "A one-line citation."
-        who = f"{self.authors}. " if self.authors else ''
+        who = f"{self.authors.rstrip('.')}. " if self.authors else ''
         arx = f" arXiv:{self.arxiv}." if self.arxiv else ''
         return f"{who}{self.title}. {self.year}.{arx}"
 

@@ -4,8 +4,8 @@
 
 # %% ../../nbs/compress/00_compress.ipynb #a5bb47db
 from __future__ import annotations
-import copy, fnmatch, importlib, io, pkgutil, warnings
-from typing import ClassVar, Literal
+import copy, fnmatch, importlib, io, math, pkgutil, warnings
+from typing import Callable, ClassVar, Iterable, Literal
 
 import hashlib, json, logging, os, statistics, time
 from pathlib import Path
@@ -19,11 +19,12 @@ from safetensors.torch import load_file, save_file
 
 from ..core import (NoOptions, check_options_model, COMPRESSORS, cache_dir, list_compressors, register_compressor,
                          seed_everything)
+from ..layers import capture_attention
 from ..models import count_params, create_model
 
 # %% auto #0
 __all__ = ['SPEEDUP_KINDS', 'REDUCIBLE', 'Compressor', 'count_weights', 'model_size_mb', 'evaluate', 'compress_and_evaluate',
-           'lab_model', 'head_names', 'DynamicInt8', 'Autocast', 'compare_speed']
+           'lab_model', 'finetune', 'head_names', 'DynamicInt8', 'Autocast', 'compare_speed']
 
 # %% ../../nbs/compress/00_compress.ipynb #00c4ee82
 SPEEDUP_KINDS = ('measured', 'simulated')
@@ -85,6 +86,8 @@ def count_weights(model: nn.Module) -> int:
             if callable(get) and not isinstance(get, nn.Module):   # quantized modules expose weight() / bias() methods
                 t = getattr(m, attr)()
                 if isinstance(t, torch.Tensor): n += t.numel()
+            elif attr in m._buffers and m._buffers[attr] is not None:   # integer layers keep them as buffers
+                n += m._buffers[attr].numel()
     return n
 
 def model_size_mb(model: nn.Module) -> float:
@@ -162,6 +165,63 @@ def lab_model(model_name: str = 'vit_mini_patch4_28', dataset: str = 'fashion_mn
             tmp.replace(path)
         except OSError as e: _log.warning(f"lab_model: could not cache the model in {path.parent} ({e})")
     return model, dls
+
+# %% ../../nbs/compress/00_compress.ipynb #b07ac223
+def finetune(model: nn.Module, dl, epochs: int = 1, lr: float = 5e-4, weight_decay: float = 0.05,
+             penalty: Callable|None = None, max_steps: int|None = None, seed: int = 0,
+             params: Iterable[nn.Parameter]|None = None, warmup: float = 0.1) -> pd.DataFrame:
+    "Fine-tune `model` (or only `params`) in place on the `(x, y)` batches of `dl`: AdamW, warm-up + cosine, cross-entropy + `penalty`; returns the per-step losses."
+    if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (lr > 0): raise ValueError(f"lr must be positive, got {lr!r}")
+    if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"max_steps must be None or a positive integer, got {max_steps!r}")
+    if not 0 <= warmup < 1: raise ValueError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
+    total = epochs * len(dl) if max_steps is None else min(max_steps, epochs * len(dl))
+    if total < 1: raise ValueError("finetune: the data loader has no batch")
+    only = params is not None
+    params = list(params) if only else [p for p in model.parameters() if p.requires_grad]
+    if not params: raise ValueError("finetune: no parameter to train")
+    train_ids = {id(p) for p in params}
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    seed_everything(seed)
+    if hasattr(dl, 'new'): dl = dl.new()      # a fastai loader draws its shuffling RNG when built: now, from the seed
+    opt = torch.optim.AdamW([{'params': [p for p in params if p.ndim >= 2], 'weight_decay': weight_decay},
+                             {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.}], lr=lr)
+    warm = max(1, round(warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1., (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    dev = params[0].device
+    observe = penalty is not None and getattr(penalty, 'needs_attention', False)
+    rows, step, t0 = [], 0, time.perf_counter()
+    try:
+        if only:
+            for p, _ in flags: p.requires_grad_(id(p) in train_ids)
+        model.train()
+        if only:                               # a frozen normalisation layer keeps its running statistics
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._NormBase) and not any(id(p) in train_ids for p in m.parameters(recurse=False)):
+                    m.eval()
+        while step < total:
+            for x, y in dl:
+                if step >= total: break
+                x, y = _plain(x).to(dev), _plain(y).to(dev)
+                if observe:
+                    with capture_attention(model, detach=False) as maps: out = model(x)
+                    pen = penalty(model, maps)
+                else:
+                    out = model(x)
+                    pen = penalty(model, None) if penalty is not None else out.new_zeros(())
+                ce = F.cross_entropy(out, y)
+                opt.zero_grad(set_to_none=True)
+                (ce + pen).backward()
+                opt.step(); sched.step(); step += 1
+                rows.append(dict(step=step, ce=ce.item(), penalty=float(pen.detach())))
+    finally:
+        for p, f in flags: p.requires_grad_(f)
+        model.eval()
+    hist = pd.DataFrame(rows).set_index('step')
+    hist.attrs['seconds'] = time.perf_counter() - t0
+    return hist
 
 # %% ../../nbs/compress/00_compress.ipynb #57b7a23d
 def _quantize_dynamic():

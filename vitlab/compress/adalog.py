@@ -18,8 +18,7 @@ from ..layers import Mlp, ObservableAttention
 
 # %% auto #0
 __all__ = ['GELU_MIN', 'ADALOG_R', 'ADALOG_PAPER', 'log_codes', 'log2_decode', 'LogQuantizer', 'Log2Quantizer', 'adalog_table',
-           'adalog_decode', 'fpcs', 'AdaLogQuantizer', 'gelu_feeds_fc2', 'drop_fc2_input_quant', 'fold_gelu_shift',
-           'AdaLog']
+           'adalog_decode', 'fpcs', 'AdaLogQuantizer', 'gelu_feeds_fc2', 'fold_gelu_shift', 'AdaLog']
 
 # %% ../../nbs/compress/04_adalog.ipynb #07f8fef9
 GELU_MIN = 0.16997124254703522     # -min_x x Phi(x), reached at x = -0.7518: GELU outputs are >= -GELU_MIN
@@ -202,14 +201,6 @@ def gelu_feeds_fc2(model: nn.Module) -> dict[str, Mlp]:
             if isinstance(m, Mlp) and type(m).forward is Mlp.forward and isinstance(m.act, nn.GELU)
             and isinstance(m.norm, nn.Identity) and isinstance(m.fc2, nn.Linear)}
 
-def drop_fc2_input_quant(model: nn.Module) -> int:
-    "Remove `fc2`'s input quantizer where a `gelu` quantizer already quantizes that tensor; returns how many."
-    n = 0
-    for m in gelu_feeds_fc2(model).values():
-        if isinstance(getattr(m.act, 'output_quant', None), Quantizer) and isinstance(getattr(m.fc2, 'input_quant', None), Quantizer):
-            m.fc2.input_quant = nn.Identity(); n += 1
-    return n
-
 @torch.no_grad()
 def fold_gelu_shift(model: nn.Module) -> int:
     "Fold each calibrated log quantizer's GELU shift into the bias of the `fc2` it feeds; returns how many were folded."
@@ -249,6 +240,7 @@ class AdaLog(Compressor):
             f"points to quantize, among {QPOINTS}; must include 'softmax' or 'gelu'")
         skip: list[str] = Field(default_factory=list, description="wildcard module names kept in float, e.g. ['head']")
         search_steps: int = Field(4, ge=1, le=10, description='FPCS rounds: the combine step plus search_steps - 1 refinements')
+        search_sample: int = Field(2 ** 15, ge=256, description='calibration values each FPCS search runs on (a random sample)')
         fold_shift: bool = Field(False, description="fold the GELU shift into fc2's bias after calibration (same function)")
         calib_batches: int = Field(8, ge=1, description='training batches used for calibration')
 
@@ -283,9 +275,8 @@ class AdaLog(Compressor):
     def compress(self, model, dls=None):
         if dls is None: raise ValueError("adalog needs calibration data: pass dls (its train loader is used)")
         quantize_model(model, self.specs(), skip=self.options.skip)
-        drop_fc2_input_quant(model)
         for q in quantizers(model).values():
-            if isinstance(q, AdaLogQuantizer): q.search_steps = self.options.search_steps
+            if isinstance(q, AdaLogQuantizer): q.search_steps, q.search_sample = self.options.search_steps, self.options.search_sample
         calibrate(model, dls.train, self.options.calib_batches)
         if self.options.fold_shift: fold_gelu_shift(model)
         return model

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import Compressor, _plain, head_names
+from . import Compressor, _plain, finetune, head_names
 from ..core import Paper, register_compressor, seed_everything
 from ..layers import Attention, Mlp, WindowAttention, attention_modules, capture_attention
 from ..models import count_flops
@@ -22,8 +22,8 @@ from ..models import count_flops
 __all__ = ['MAGNITUDE_PAPER', 'SPARSE_THEN_PRUNE_PAPER', 'DEFAULT_STRENGTH', 'prunable_linears', 'magnitude_masks',
            'magnitude_prune_', 'weight_sparsity', 'MagnitudePrune', 'CSRLinear', 'to_csr_', 'pruned_flops',
            'MagnitudePruneCSR', 'PrunedAttention', 'head_dim_of', 'is_prunable_attention', 'prune_heads_',
-           'is_prunable_mlp', 'prune_neurons_', 'weight_scores', 'activation_scores', 'structured_prune_', 'finetune',
-           'PruneHeads', 'PruneMlp', 'L1Penalty', 'AttentionLogPenalty', 'SparseThenPrune']
+           'is_prunable_mlp', 'prune_neurons_', 'weight_scores', 'activation_scores', 'structured_prune_', 'PruneHeads',
+           'PruneMlp', 'L1Penalty', 'AttentionLogPenalty', 'SparseThenPrune']
 
 # %% ../../nbs/compress/07_pruning.ipynb #c690d921
 def _check_fraction(name: str, value: float, hi_open: bool = False):
@@ -316,46 +316,6 @@ def structured_prune_(model: nn.Module, kind: Literal['heads', 'neurons'], ratio
         kept[n] = sorted(order[_n_remove(ratio, len(s)):].tolist())
         if len(kept[n]) < len(s): (prune_heads_ if kind == 'heads' else prune_neurons_)(m, kept[n])
     return kept
-
-# %% ../../nbs/compress/07_pruning.ipynb #e54d413f
-def finetune(model: nn.Module, dl, epochs: int = 1, lr: float = 5e-4, weight_decay: float = 0.05,
-             penalty: Callable|None = None, max_steps: int|None = None, seed: int = 0) -> pd.DataFrame:
-    "Fine-tune `model` in place on the `(x, y)` batches of `dl` with AdamW, warm-up + cosine, cross-entropy + `penalty`; returns the per-step losses."
-    if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not (lr > 0): raise ValueError(f"lr must be positive, got {lr!r}")
-    if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
-        raise ValueError(f"max_steps must be None or a positive integer, got {max_steps!r}")
-    total = epochs * len(dl) if max_steps is None else min(max_steps, epochs * len(dl))
-    if total < 1: raise ValueError("the data loader is empty")
-    seed_everything(seed)
-    if hasattr(dl, 'new'): dl = dl.new()      # a fastai loader draws its shuffling RNG when built: now, from the seed
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{'params': [p for p in params if p.ndim >= 2], 'weight_decay': weight_decay},
-                             {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.}], lr=lr)
-    warm = max(1, round(0.1 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1., (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    dev = next(model.parameters()).device
-    observe = penalty is not None and getattr(penalty, 'needs_attention', False)
-    rows, step = [], 0
-    model.train()
-    while step < total:
-        for x, y in dl:
-            if step >= total: break
-            x, y = _plain(x).to(dev), _plain(y).to(dev)
-            if observe:
-                with capture_attention(model, detach=False) as maps: out = model(x)
-                pen = penalty(model, maps)
-            else:
-                out = model(x)
-                pen = penalty(model, None) if penalty is not None else out.new_zeros(())
-            ce = F.cross_entropy(out, y)
-            opt.zero_grad(set_to_none=True)
-            (ce + pen).backward()
-            opt.step(); sched.step(); step += 1
-            rows.append(dict(step=step, ce=ce.item(), penalty=float(pen.detach())))
-    model.eval()
-    return pd.DataFrame(rows).set_index('step')
 
 # %% ../../nbs/compress/07_pruning.ipynb #a15f5373
 class _StructuredOptions(BaseModel):

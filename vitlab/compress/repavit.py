@@ -11,8 +11,7 @@ import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field
 from typing import Literal
 
-from . import Compressor, _plain
-from .pruning import finetune
+from . import Compressor, _plain, finetune
 from ..core import Paper, register_compressor, seed_everything
 from ..layers import Block, LayerScale, Mlp
 
