@@ -19,7 +19,7 @@ from .core import (ANALYSES, COMPRESSORS, RECIPES, NoOptions, env_info, get_devi
 
 # %% auto #0
 __all__ = ['RESULT_COLS', 'check_run', 'run_folders', 'is_complete', 'plan_run', 'RunLocked', 'claim', 'append_results',
-           'measure_speed', 'measure_cost', 'run_compression', 'run_analyses', 'RunResult', 'run_one',
+           'measure_speed', 'measure_cost', 'save_module', 'run_compression', 'run_analyses', 'RunResult', 'run_one',
            'ExperimentResult', 'Experiment', 'run_experiment', 'resume_run']
 
 # %% ../nbs/05_experiment.ipynb #d428a2fb
@@ -149,8 +149,17 @@ def measure_cost(model, input_size, device) -> dict:
     from vitlab.models import count_flops, count_params
     return {'params': count_params(model), 'flops': count_flops(model, input_size), **measure_speed(model, input_size, device)}
 
-def run_compression(run: RunConfig, model, dls, input_size, log=print) -> list[dict]:
-    "Apply `run.compress` in order to a copy of `model`; one result dict per stage (accuracy, size, measured speed)."
+def save_module(model: torch.nn.Module, path: Path):
+    "`torch.save` the whole module (architecture included) through a temporary file and an atomic rename."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
+    try:
+        torch.save(model, tmp)
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+
+def run_compression(run: RunConfig, model, dls, input_size, log=print, run_dir: Path|None = None) -> list[dict]:
+    "Apply `run.compress` in order to a copy of `model`; one result dict per stage (accuracy, size, measured speed), each stage's model saved under `run_dir/compressed`."
     from vitlab.compress import compress_and_evaluate
     stages, current = [], model
     for i, step in enumerate(run.compress):
@@ -163,6 +172,12 @@ def run_compression(run: RunConfig, model, dls, input_size, log=print) -> list[d
         dev = comp.device or 'cpu'
         res.update(measure_speed(current, input_size, dev))
         res.update(stage=step.name, flops=None, device=dev, options=step.options)
+        if run_dir is not None:                # what a compression step produced (it may have trained) is kept
+            rel = Path('compressed') / f"{i}_{step.name}.pt"
+            try: save_module(current, Path(run_dir) / rel); res['file'] = str(rel)
+            except Exception as e:
+                res['file'] = None
+                log(f"vitlab: compress[{i}] {step.name}: the compressed model could not be saved ({type(e).__name__}: {e})")
         log(f"vitlab: compress[{i}] {step.name}: accuracy {res['test_accuracy']:.4f}, {res['size_mb']:.2f} MB, "
             f"{res['throughput']:.0f} img/s ({res['speedup']})")
         stages.append(res)
@@ -265,7 +280,7 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
                    'train_images_per_second': round(n_train * epochs / train_s, 1) if n_train and action == 'new' and train_s > 0 else None,
                    'resumed': action == 'resume', 'sweep': run.point, 'device': str(device)}
         model.eval()
-        stages = run_compression(run, model.cpu() if run.compress else model, dls, input_size, log) if run.compress else []
+        stages = run_compression(run, model.cpu() if run.compress else model, dls, input_size, log, run_dir) if run.compress else []
         model.to(device)
         analyses = run_analyses(run, model, dls, run_dir, log) if run.analyze else {}
         results['stages'] = [{'stage': 'trained', **{k: results[k] for k in ('test_accuracy', 'test_loss', 'params', 'flops', 'throughput', 'latency_ms')}}] + stages

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 import torch.nn as nn
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core import NoOptions, check_options_model, ANALYSES, list_analyses, register_analysis
 
@@ -70,10 +70,14 @@ class AnalysisResult:
 class Analysis:
     "Base class of analysis methods: validated `Options`, `applies_to`, and a `__call__` that returns an `AnalysisResult`."
     Options: ClassVar[type[BaseModel]] = NoOptions
+    test_options: ClassVar[dict] = {}               # small, fast settings for the analysis battery
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         check_options_model(cls)
+        try: cls.Options(**cls.test_options)
+        except ValidationError as e:
+            raise TypeError(f"{cls.__name__}.test_options {cls.test_options} are not valid options: {e}") from None
 
     def __init__(self, **options): self.options = self.Options(**options)
 
