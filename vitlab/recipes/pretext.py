@@ -15,84 +15,16 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..analysis.probe import pooled_features
 from ..core import Paper, register_recipe
 from ..layers import Attention, Block
 from ..train import Recipe
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'pooled_features', 'extract_features', 'fit_logistic', 'knn_accuracy', 'probe_features', 'linear_probe',
-           'PretextOptions', 'PretextRecipe', 'rotate_batch', 'rotation_views', 'RotationOptions', 'RotationPretext',
-           'mp3_block', 'mp3_features', 'mp3_keep', 'mp3_loss', 'patchify', 'unpatchify', 'MP3Options', 'MP3Pretext',
-           'corruption_modes', 'corrupt_patches', 'sit_reconstruction_loss', 'nt_xent', 'uncertainty_weighted',
-           'sit_features', 'SiTHead', 'SiTOptions', 'SiTPretext']
-
-# %% ../../nbs/recipes/06_pretext.ipynb #db05fb33
-def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    "The features `model` hands its classifier: `forward_head(forward_features(x), pre_logits=True)`."
-    return model.forward_head(model.forward_features(x), pre_logits=True)
-
-@torch.no_grad()
-def extract_features(model: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor]:
-    "Pooled features and labels of every batch of `dl`, with `model` in evaluation mode (its mode is restored)."
-    was = model.training
-    model.eval()
-    feats, labels = [], []
-    try:
-        for x, y in dl:
-            feats.append(pooled_features(model, x.as_subclass(torch.Tensor)).float().cpu())
-            labels.append(y.as_subclass(torch.Tensor).cpu())
-    finally: model.train(was)
-    return torch.cat(feats), torch.cat(labels)
-
-# %% ../../nbs/recipes/06_pretext.ipynb #171ce6b5
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = 1e-4, max_iter: int = 200) -> nn.Linear:
-    "A multinomial logistic regression on `x` (N, D) fitted to labels `y` by full-batch L-BFGS from zero weights."
-    if l2 < 0: raise ValueError(f"the L2 penalty must be >= 0, got {l2}")
-    if x.ndim != 2 or len(x) != len(y): raise ValueError(f"x must be (N, D) with one label per row, got {tuple(x.shape)} and {len(y)} labels")
-    lin = nn.Linear(x.shape[1], num_classes).to(x.device, torch.float64)
-    nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
-    x, y = x.double(), y.long()
-    opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, line_search_fn='strong_wolfe')
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(lin(x), y) + l2 * lin.weight.pow(2).sum()
-        loss.backward()
-        return loss
-    with torch.enable_grad(): opt.step(closure)
-    return lin.float()
-
-def knn_accuracy(xtr: torch.Tensor, ytr: torch.Tensor, xva: torch.Tensor, yva: torch.Tensor, k: int = 10,
-                 chunk: int = 1024) -> float:
-    "Accuracy of a `k`-nearest-neighbour vote (L2 distance of L2-normalised features; ties to the lower class)."
-    if not 1 <= k <= len(xtr): raise ValueError(f"k must be between 1 and the number of training features ({len(xtr)}), got {k}")
-    a, b = F.normalize(xtr.float(), dim=1), F.normalize(xva.float(), dim=1)
-    c = int(max(ytr.max(), yva.max())) + 1
-    correct = 0
-    for i in range(0, len(b), chunk):
-        nn_idx = torch.cdist(b[i:i + chunk], a).topk(k, largest=False).indices     # (n, k) nearest training rows
-        votes = F.one_hot(ytr[nn_idx], c).sum(1)                                  # (n, c) votes per class
-        correct += (votes.argmax(1) == yva[i:i + chunk]).sum().item()
-    return correct / len(b)
-
-def probe_features(xtr, ytr, xva, yva, l2: float = 1e-4, max_iter: int = 200, k: int|None = 10) -> dict:
-    "Linear-probe (and k-NN) accuracy of given features: standardise by the training statistics, fit, score."
-    mean, std = xtr.mean(0), xtr.std(0) + 1e-6
-    ztr, zva = (xtr - mean) / std, (xva - mean) / std
-    num_classes = int(max(ytr.max(), yva.max())) + 1
-    lin = fit_logistic(ztr, ytr, num_classes, l2=l2, max_iter=max_iter)
-    with torch.no_grad():
-        out = {'linear': (lin(zva).argmax(1) == yva).float().mean().item(),
-               'linear_train': (lin(ztr).argmax(1) == ytr).float().mean().item()}
-    if k: out['knn'] = knn_accuracy(xtr, ytr, xva, yva, k=k)
-    return out | {'n_train': len(xtr), 'n_valid': len(xva), 'dim': xtr.shape[1]}
-
-def linear_probe(model: nn.Module, dls, l2: float = 1e-4, max_iter: int = 200, k: int|None = 10) -> dict:
-    "Linear-probe accuracy of `model`'s frozen pooled features: fitted on the training images, scored on the validation set."
-    train_dl = dls.valid.new(dataset=dls.train.dataset, shuffle=False, drop_last=False)   # no augmentation, every image
-    xtr, ytr = extract_features(model, train_dl)
-    xva, yva = extract_features(model, dls.valid)
-    return probe_features(xtr, ytr, xva, yva, l2=l2, max_iter=max_iter, k=k)
+__all__ = ['CORRUPTIONS', 'PretextOptions', 'PretextRecipe', 'rotate_batch', 'rotation_views', 'RotationOptions',
+           'RotationPretext', 'mp3_block', 'mp3_features', 'mp3_keep', 'mp3_loss', 'patchify', 'unpatchify',
+           'MP3Options', 'MP3Pretext', 'corruption_modes', 'corrupt_patches', 'sit_reconstruction_loss', 'nt_xent',
+           'uncertainty_weighted', 'sit_features', 'SiTHead', 'SiTOptions', 'SiTPretext']
 
 # %% ../../nbs/recipes/06_pretext.ipynb #bb90df67
 class PretextOptions(BaseModel):
