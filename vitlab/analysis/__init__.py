@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..core import NoOptions, check_options_model, ANALYSES, list_analyses, register_analysis
 
 # %% auto #0
-__all__ = ['AnalysisResult', 'Analysis', 'predictions', 'confusion_counts', 'class_metrics', 'confusion_figure',
-           'ConfusionMatrix']
+__all__ = ['AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'predictions', 'confusion_counts',
+           'class_metrics', 'confusion_figure', 'ConfusionMatrix']
 
 # %% ../../nbs/analysis/00_analysis.ipynb #d53f9a8d
 _FILE_SAFE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
@@ -107,10 +107,35 @@ class Analysis:
 def _plain(t) -> torch.Tensor:
     return t.as_subclass(torch.Tensor) if isinstance(t, torch.Tensor) else torch.as_tensor(t)
 
+def model_device(model: nn.Module) -> torch.device:
+    "The device of `model`'s first parameter (the CPU for a model without parameters)."
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device('cpu')
+
+class evaluating:
+    "Context manager: `model` in eval mode without gradients; its training mode and the grad mode are restored afterwards."
+    def __init__(self, model: nn.Module): self.model = model
+    def __enter__(self) -> nn.Module:
+        self.was, self.grad = self.model.training, torch.is_grad_enabled()
+        self.model.eval(); torch.set_grad_enabled(False)
+        return self.model
+    def __exit__(self, *exc):
+        torch.set_grad_enabled(self.grad); self.model.train(self.was)
+
+def batches(dl, max_batches: int|None = None):
+    "The `(x, y)` batches of `dl` as plain tensors, at most `max_batches` of them; a loader that yields nothing is an error."
+    if max_batches is not None and not (isinstance(max_batches, int) and max_batches >= 1):
+        raise ValueError(f"max_batches must be None or a positive integer, got {max_batches!r}")
+    n = 0
+    for i, b in enumerate(dl):
+        if max_batches is not None and i >= max_batches: break
+        n += 1
+        yield _plain(b[0]), _plain(b[1])
+    if n == 0: raise ValueError("the data loader yielded no batch")
+
 def predictions(model: nn.Module, dl, max_batches: int|None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Logits and targets (on the CPU) of `model` on the `(x, y)` batches of `dl`, in eval mode without gradients."
-    p = next(iter(model.parameters()), None)
-    device = p.device if p is not None else torch.device('cpu')
+    device = model_device(model)
     was_training = model.training
     model.eval()
     outs, ys = [], []

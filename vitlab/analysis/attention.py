@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import Analysis, AnalysisResult, _plain
+from . import Analysis, AnalysisResult, _plain, model_device as _device, batches as _batches
 from ..core import Paper, register_analysis
 from ..layers import attention_modules, capture_attention
 
@@ -30,10 +30,6 @@ __all__ = ['attention_maps', 'MapLayout', 'map_layout', 'patch_heatmap', 'overla
            'AttentionMaps', 'AttentionRollout', 'AttentionDistance', 'HeadImportance']
 
 # %% ../../nbs/analysis/01_attention.ipynb #1f96ecd7
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device('cpu')
-
 @torch.no_grad()
 def attention_maps(model: nn.Module, x: torch.Tensor, names: str|Iterable[str]|None = None) -> dict[str, torch.Tensor]:
     "The (B*, heads, Nq, Nk) attention maps of one eval-mode forward of `model` on `x`, by module name in running order."
@@ -274,11 +270,6 @@ def mean_attention_distance(attn: torch.Tensor, layout: MapLayout, unit: str = '
     return (a * d).sum(-1).mean((0, 2))
 
 # %% ../../nbs/analysis/01_attention.ipynb #ea4dcd5e
-def _batches(dl, max_batches: int|None):
-    for i, (x, y) in enumerate(dl):
-        if max_batches is not None and i >= max_batches: break
-        yield _plain(x), _plain(y)
-
 def attention_distances(model: nn.Module, dl, max_batches: int|None = None,
                         unit: str = 'pixels') -> tuple[pd.DataFrame, dict[str, str]]:
     "Per layer and head, the mean attention distance over the images of `dl`; and the reason for each layer skipped."

@@ -15,7 +15,7 @@ import torch.nn as nn
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import Analysis, AnalysisResult, _plain
+from . import Analysis, AnalysisResult, _plain, model_device as _device, evaluating as _evaluating, batches as _batches
 from ..core import Paper, register_analysis
 from ..layers import Block
 
@@ -128,30 +128,6 @@ def path_shares(model: nn.Module, paths: Paths) -> torch.Tensor:
     return (u * U).sum((-2, -1)) / (U * U).sum((-2, -1))
 
 # %% ../../nbs/analysis/08_paths.ipynb #1b1ced20
-class _evaluating:
-    "Context manager: the model in eval mode without gradients, its training mode restored afterwards."
-    def __init__(self, model): self.model = model
-    def __enter__(self):
-        self.was, self.grad = self.model.training, torch.is_grad_enabled()
-        self.model.eval(); torch.set_grad_enabled(False)
-        return self.model
-    def __exit__(self, *exc):
-        torch.set_grad_enabled(self.grad); self.model.train(self.was)
-
-def _device(model):
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device('cpu')
-
-def _batches(dl, max_batches):
-    if max_batches is not None and not (isinstance(max_batches, int) and max_batches >= 1):
-        raise ValueError(f"max_batches must be None or a positive integer, got {max_batches!r}")
-    n = 0
-    for i, b in enumerate(dl):
-        if max_batches is not None and i >= max_batches: break
-        n += 1
-        yield _plain(b[0]), _plain(b[1])
-    if n == 0: raise ValueError("the data loader yielded no batch")
-
 def _head(model, z): return model.forward_head(model.norm(z))
 
 def _check_sets(model, removals, how):

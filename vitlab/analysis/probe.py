@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import Analysis, AnalysisResult, _plain, class_metrics, confusion_counts, confusion_figure
+from . import Analysis, AnalysisResult, _plain, class_metrics, confusion_counts, confusion_figure, model_device as _device
 from ..core import Paper, register_analysis
 from ..data import show_images
 
@@ -67,10 +67,6 @@ def pooled_features(model: nn.Module, x: torch.Tensor, head: str|None = None) ->
         raise TypeError(f"the input of {where} is not a (batch, features) tensor: got "
                         f"{tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__}")
     return f
-
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device('cpu')
 
 @torch.no_grad()
 def extract_features(model: nn.Module, dl, max_batches: int|None = None, head: str|None = None) -> tuple[torch.Tensor, torch.Tensor]:

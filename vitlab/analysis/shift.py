@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import Analysis, AnalysisResult, _plain
+from . import Analysis, AnalysisResult, _plain, model_device as _device, evaluating as _evaluating, batches as _batches
 from ..core import Paper, register_analysis
 
 # %% auto #0
@@ -44,20 +44,6 @@ def shift_images(x: torch.Tensor, shifts) -> torch.Tensor:
     return x.gather(3, cols[:, None, None, :].expand(B, C, H, W))
 
 # %% ../../nbs/analysis/05_shift.ipynb #2c1b0ffd
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device('cpu')
-
-class _evaluating:
-    "Context manager: the model in eval mode without gradients, its training mode restored afterwards."
-    def __init__(self, model): self.model = model
-    def __enter__(self):
-        self.was, self.grad = self.model.training, torch.is_grad_enabled()
-        self.model.eval(); torch.set_grad_enabled(False)
-        return self.model
-    def __exit__(self, *exc):
-        torch.set_grad_enabled(self.grad); self.model.train(self.was)
-
 def _top1(model, x): return model(x).argmax(-1)
 
 def shift_prediction_map(model: nn.Module, x: torch.Tensor, max_shift: int) -> torch.Tensor:
@@ -76,17 +62,6 @@ _MODES = ('pair', 'original')
 
 def _check_mode(mode):
     if mode not in _MODES: raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-
-def _batches(dl, max_batches):
-    if max_batches is not None and not (isinstance(max_batches, int) and max_batches >= 1):
-        raise ValueError(f"max_batches must be None or a positive integer, got {max_batches!r}")
-    n = 0
-    for i, b in enumerate(dl):
-        if max_batches is not None and i >= max_batches: break
-        x, y = b[0], b[1]
-        n += 1
-        yield _plain(x), _plain(y)
-    if n == 0: raise ValueError("the data loader yielded no batch")
 
 def _generator(seed: int, max_shift: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, max_shift]).generate_state(1)[0]))

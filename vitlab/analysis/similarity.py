@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import Analysis, AnalysisResult, _plain
+from . import Analysis, AnalysisResult, _plain, model_device as _device
 from ..core import Paper, register_analysis
 
 # %% auto #0
@@ -285,10 +285,6 @@ def record_representations(model: nn.Module, level: str = 'block', pool: str = '
         for h in handles: h.remove()
 
 # %% ../../nbs/analysis/06_similarity.ipynb #5a9097fd
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device('cpu')
-
 def _images(batch):
     return _plain(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
