@@ -135,17 +135,10 @@ def batches(dl, max_batches: int|None = None):
 
 def predictions(model: nn.Module, dl, max_batches: int|None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Logits and targets (on the CPU) of `model` on the `(x, y)` batches of `dl`, in eval mode without gradients."
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
-    outs, ys = [], []
-    try:
-        with torch.no_grad():
-            for i, (x, y) in enumerate(dl):
-                if max_batches is not None and i >= max_batches: break
-                outs.append(model(_plain(x).to(device)).float().cpu()); ys.append(_plain(y).cpu())
-    finally: model.train(was_training)
-    if not outs: raise ValueError("predictions: the data loader yielded no batch")
+    device, outs, ys = model_device(model), [], []
+    with evaluating(model):
+        for x, y in batches(dl, max_batches):
+            outs.append(model(x.to(device)).float().cpu()); ys.append(y.cpu())
     return torch.cat(outs), torch.cat(ys).long()
 
 # %% ../../nbs/analysis/00_analysis.ipynb #ecbb43ba
