@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..core import NoOptions, check_options_model, ANALYSES, list_analyses, register_analysis
+from ..core import NoOptions, UnknownNameError, check_options_model, ANALYSES, list_analyses, register_analysis
 
 # %% auto #0
-__all__ = ['AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'predictions', 'confusion_counts',
-           'class_metrics', 'confusion_figure', 'ConfusionMatrix']
+__all__ = ['PHOTOS', 'AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'predictions', 'photos',
+           'confusion_counts', 'class_metrics', 'confusion_figure', 'ConfusionMatrix']
 
 # %% ../../nbs/analysis/00_analysis.ipynb #d53f9a8d
 _FILE_SAFE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
@@ -140,6 +140,29 @@ def predictions(model: nn.Module, dl, max_batches: int|None = None) -> tuple[tor
         for x, y in batches(dl, max_batches):
             outs.append(model(x.to(device)).float().cpu()); ys.append(y.cpu())
     return torch.cat(outs), torch.cat(ys).long()
+
+# %% ../../nbs/analysis/00_analysis.ipynb #60997f13
+PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
+
+def photos(names: str|list[str]|tuple[str, ...]|None = None, size: int = 224) -> tuple[torch.Tensor, list[str]]:
+    "The colour photos shipped with scikit-image as a batch `(N, 3, size, size)` in [0, 1] (centre crop, bilinear resize) and their names."
+    names = list(PHOTOS) if names is None else [names] if isinstance(names, str) else list(names)
+    if not names: raise ValueError(f"names must name at least one photo of {PHOTOS}")
+    for n in names:
+        if n not in PHOTOS: raise UnknownNameError('photo', n, PHOTOS)
+    if not (isinstance(size, int) and size >= 8): raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    try: import skimage.data
+    except ImportError as e:
+        raise ImportError("photos() needs scikit-image: pip install scikit-image (it comes with vitlab's dev extras, "
+                          "pip install -e '.[dev]')") from e
+    out = []
+    for n in names:
+        a = torch.from_numpy(getattr(skimage.data, n)()).permute(2, 0, 1)[:3].float().div(255)
+        h, w = a.shape[-2:]; s = min(h, w); t, l = (h - s) // 2, (w - s) // 2
+        a = a[:, t:t + s, l:l + s][None]
+        out.append(torch.nn.functional.interpolate(a, size=(size, size), mode='bilinear', antialias=True,
+                                                   align_corners=False).clamp_(0, 1))
+    return torch.cat(out), names
 
 # %% ../../nbs/analysis/00_analysis.ipynb #ecbb43ba
 def confusion_counts(y_true, y_pred, num_classes: int) -> np.ndarray:
