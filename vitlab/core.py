@@ -18,7 +18,7 @@ __all__ = ['PAPER_CLASSES', 'MODELS', 'DATASETS', 'RECIPES', 'COMPRESSORS', 'ANA
            'register_compressor', 'list_compressors', 'register_analysis', 'list_analyses', 'register_optimizer',
            'list_optimizers', 'REGISTERING_PACKAGES', 'Paper', 'close_matches', 'UnknownNameError', 'Entry', 'Registry',
            'get_registry', 'seed_everything', 'rng_state', 'set_rng_state', 'available_devices', 'get_device',
-           'git_commit', 'env_info', 'NoOptions', 'check_options_model', 'import_all', 'options_info',
+           'share_cores', 'git_commit', 'env_info', 'NoOptions', 'check_options_model', 'import_all', 'options_info',
            'sources_fingerprint', 'cache_dir', 'catalogue', 'known_names', 'split_recipe_options', 'coverage',
            'status_line', 'coverage_by_paper', 'setup_plotly']
 
@@ -282,6 +282,24 @@ def get_device(device: str|torch.device|None = 'auto') -> torch.device:
         raise ValueError(f"Device {device!r} is not available on this machine; available: "
                          f"{', '.join(available_devices())} (or 'auto')")
     return dev
+
+# %% ../nbs/00_core.ipynb #c80fa4d0
+def share_cores(workers: int) -> int:
+    "Set torch's thread count to this process's share of the CPU cores when `workers` processes run at once; returns it."
+    import torch
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    n = max(1, cores // workers)
+    torch.set_num_threads(n)
+    return n
+
+def _share_cores_in_tests():
+    mode = os.environ.get('VITLAB_TEST_THREADS', 'share')
+    if mode not in ('share', 'keep'): raise ValueError(f"VITLAB_TEST_THREADS must be 'share' or 'keep', got {mode!r}")
+    if os.environ.get('IN_TEST') and mode == 'share': share_cores(min(os.cpu_count() or 1, 8))
+
+_share_cores_in_tests()
 
 # %% ../nbs/00_core.ipynb #4af42ded
 def git_commit(path: str|Path|None = None) -> str|None:
