@@ -284,20 +284,27 @@ def get_device(device: str|torch.device|None = 'auto') -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb #c80fa4d0
-def share_cores(workers: int) -> int:
-    "Set torch's thread count to this process's share of the CPU cores when `workers` processes run at once; returns it."
-    import torch
+def _core_share(workers) -> int:
     if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    n = max(1, cores // workers)
+    return max(1, cores // workers)
+
+def share_cores(workers: int) -> int:
+    "Set torch's thread count to this process's share of the CPU cores when `workers` processes run at once; returns it."
+    import torch
+    n = _core_share(workers)
     torch.set_num_threads(n)
     return n
 
 def _share_cores_in_tests():
+    "Under a test runner, take this process's share of the cores, without importing torch (`vitlab.core` stays light)."
     mode = os.environ.get('VITLAB_TEST_THREADS', 'share')
     if mode not in ('share', 'keep'): raise ValueError(f"VITLAB_TEST_THREADS must be 'share' or 'keep', got {mode!r}")
-    if os.environ.get('IN_TEST') and mode == 'share': share_cores(min(os.cpu_count() or 1, 8))
+    if not os.environ.get('IN_TEST') or mode == 'keep' or 'OMP_NUM_THREADS' in os.environ: return
+    workers = min(os.cpu_count() or 1, 8)
+    if 'torch' in sys.modules: share_cores(workers)
+    else: os.environ['OMP_NUM_THREADS'] = str(_core_share(workers))   # read by torch when it starts
 
 _share_cores_in_tests()
 
