@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..core import NoOptions, UnknownNameError, check_options_model, ANALYSES, list_analyses, register_analysis
 
 # %% auto #0
-__all__ = ['PHOTOS', 'AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'predictions', 'photos',
-           'confusion_counts', 'class_metrics', 'confusion_figure', 'ConfusionMatrix']
+__all__ = ['PHOTOS', 'AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'predictions', 'model_label',
+           'input_size', 'image_rgb', 'heat_trace', 'photos', 'confusion_counts', 'class_metrics', 'confusion_figure',
+           'ConfusionMatrix']
 
 # %% ../../nbs/analysis/00_analysis.ipynb #d53f9a8d
 _FILE_SAFE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
@@ -140,6 +141,32 @@ def predictions(model: nn.Module, dl, max_batches: int|None = None) -> tuple[tor
         for x, y in batches(dl, max_batches):
             outs.append(model(x.to(device)).float().cpu()); ys.append(y.cpu())
     return torch.cat(outs), torch.cat(ys).long()
+
+# %% ../../nbs/analysis/00_analysis.ipynb #7e84a2f8
+def model_label(model: nn.Module) -> str:
+    "The architecture `model` was created as (`default_cfg['architecture']`), else its class name."
+    return (getattr(model, 'default_cfg', None) or {}).get('architecture') or type(model).__name__
+
+def input_size(model: nn.Module, required: bool = True) -> tuple[int, int, int]|None:
+    "The (C, H, W) input `model` was built for (`default_cfg['input_size']`); without one, an error (or None if not `required`)."
+    size = (getattr(model, 'default_cfg', None) or {}).get('input_size')
+    if size is None:
+        if required: raise ValueError(f"{type(model).__name__} has no default_cfg['input_size']; pass the image size explicitly")
+        return None
+    return tuple(int(s) for s in size)
+
+def image_rgb(img: torch.Tensor) -> np.ndarray:
+    "A (C, H, W) image min-max scaled to 0..255 RGB (H, W, 3) uint8 for display (grey images are repeated into three channels)."
+    img = _plain(img).detach().float().cpu()
+    img = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, -1, -1)
+    img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
+    return (img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+def heat_trace(heat: torch.Tensor, pixel, opacity: float = .55, **kw) -> go.Heatmap:
+    "A heat map trace of a (rows, cols) map to draw over a `go.Image`, each cell covering `pixel` (h, w) pixels."
+    py, px = pixel      # cell (i, j) covers pixels [i*py, (i+1)*py), centred at i*py + (py-1)/2 in go.Image coordinates
+    return go.Heatmap(z=_plain(heat).detach().float().cpu().numpy(), x0=(px - 1) / 2, dx=px, y0=(py - 1) / 2, dy=py,
+                      colorscale='Inferno', opacity=opacity, **kw)
 
 # %% ../../nbs/analysis/00_analysis.ipynb #60997f13
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')

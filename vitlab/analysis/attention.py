@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import Analysis, AnalysisResult, _plain, model_device as _device, batches as _batches
+from . import (Analysis, AnalysisResult, _plain, model_device as _device, batches as _batches, heat_trace,
+                             image_rgb, input_size, model_label)
 from ..core import Paper, register_analysis
 from ..layers import attention_modules, capture_attention
 
@@ -27,7 +28,7 @@ __all__ = ['attention_maps', 'MapLayout', 'map_layout', 'patch_heatmap', 'overla
            'rollout', 'model_layouts', 'rollout_layers', 'attention_rollout', 'grid_distances',
            'uniform_attention_distance', 'mean_attention_distance', 'attention_distances', 'distance_figure',
            'prunable_heads', 'mask_heads', 'head_importance', 'pruning_curve', 'importance_concentration',
-           'AttentionMaps', 'AttentionRollout', 'AttentionDistance', 'HeadImportance']
+           'drawable_layers', 'AttentionMaps', 'AttentionRollout', 'AttentionDistance', 'HeadImportance']
 
 # %% ../../nbs/analysis/01_attention.ipynb #1f96ecd7
 @torch.no_grad()
@@ -110,21 +111,9 @@ def patch_heatmap(attn: torch.Tensor, layout: MapLayout) -> tuple[torch.Tensor, 
     else: row, what = attn.mean(2), 'mean over queries'
     return row.reshape(*attn.shape[:2], *layout.grid), what
 
-def _image_rgb(img: torch.Tensor) -> np.ndarray:
-    "A (C, H, W) image scaled to 0..255 RGB for display (grey images are repeated into three channels)."
-    img = _plain(img).detach().float().cpu()
-    img = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, -1, -1)
-    img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
-    return (img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-
-def _heat_trace(heat: torch.Tensor, pixel, opacity: float = .55, **kw) -> go.Heatmap:
-    py, px = pixel      # cell (i, j) covers pixels [i*py, (i+1)*py), centred at i*py + (py-1)/2 in go.Image coordinates
-    return go.Heatmap(z=heat.numpy(), x0=(px - 1) / 2, dx=px, y0=(py - 1) / 2, dy=py, colorscale='Inferno',
-                      opacity=opacity, **kw)
-
 def overlay_figure(img: torch.Tensor, heat: torch.Tensor, pixel, title: str|None = None) -> go.Figure:
     "The image `img` (C, H, W) with the (rows, cols) `heat` map drawn over it, one cell per patch of `pixel` (h, w) pixels."
-    fig = go.Figure([go.Image(z=_image_rgb(img)), _heat_trace(heat, pixel, colorbar=dict(title='attention'))])
+    fig = go.Figure([go.Image(z=image_rgb(img)), heat_trace(heat, pixel, colorbar=dict(title='attention'))])
     fig.update_layout(title=title, width=520, height=480, template='plotly_white', margin=dict(t=60, l=20, r=20, b=20))
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     return fig
@@ -135,11 +124,11 @@ def heads_figure(img: torch.Tensor, heat: torch.Tensor, pixel, title: str|None =
     cols = min(cols, h); rows = math.ceil(h / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f'head {i} (max {heat[i].max():.2f})' for i in range(h)],
                         horizontal_spacing=.02, vertical_spacing=.08)
-    rgb = _image_rgb(img)
+    rgb = image_rgb(img)
     for i in range(h):
         r, c = i // cols + 1, i % cols + 1
         fig.add_trace(go.Image(z=rgb), row=r, col=c)
-        fig.add_trace(_heat_trace(heat[i], pixel, showscale=False), row=r, col=c)
+        fig.add_trace(heat_trace(heat[i], pixel, showscale=False), row=r, col=c)
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     fig.update_layout(title=title, width=200 * cols + 40, height=200 * rows + 80, template='plotly_white',
                       margin=dict(t=70, l=20, r=20, b=20))
@@ -179,16 +168,11 @@ def rollout(maps: Iterable[torch.Tensor], head_fusion: str = 'mean', residual: f
     return R
 
 # %% ../../nbs/analysis/01_attention.ipynb #6af1b6bb
-def _model_input(model: nn.Module) -> tuple[int, ...]:
-    size = (getattr(model, 'default_cfg', None) or {}).get('input_size')
-    if size is None: raise ValueError(f"{type(model).__name__} has no default_cfg['input_size'] to probe it with")
-    return tuple(size)
-
 def model_layouts(model: nn.Module, maps: dict[str, torch.Tensor]|None = None, batch: int = 1,
                   img_size=None) -> dict[str, MapLayout]:
     "The `MapLayout` of each attention map of `model` (by default from one forward of a zero image of its input size)."
     if maps is None:
-        size = _model_input(model)
+        size = input_size(model)
         maps, batch, img_size = attention_maps(model, torch.zeros(1, *size)), 1, size[1:]
     hint = getattr(getattr(model, 'patch_embed', None), 'grid_size', None)
     return {k: map_layout(v.shape, batch, img_size, getattr(model, 'num_prefix_tokens', None), hint) for k, v in maps.items()}
@@ -424,12 +408,9 @@ def _entropy(a: torch.Tensor) -> float:
     a = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
     return (-(a * a.clamp_min(1e-12).log()).sum(-1) / math.log(a.shape[-1])).mean().item()
 
-def _drawable(layouts: dict[str, MapLayout]) -> list[str]:
+def drawable_layers(layouts: dict[str, MapLayout]) -> list[str]:
     "Maps that can be drawn on a patch grid of more than one cell."
     return [k for k, L in layouts.items() if L.kind in ('global', 'class') and L.grid[0] * L.grid[1] > 1]
-
-def _model_name(model) -> str:
-    return (getattr(model, 'default_cfg', None) or {}).get('architecture') or type(model).__name__
 
 @register_analysis(name='attention_maps', paper=None, tags=('attention', 'interpretability'))
 class AttentionMaps(Analysis):
@@ -445,7 +426,7 @@ class AttentionMaps(Analysis):
     def applies_to(self, model):
         L = _probe(model)
         if isinstance(L, str): return L
-        if not _drawable(L):
+        if not drawable_layers(L):
             n, why = next(iter(L.items()))
             return (f"no attention map can be placed on the patch grid (e.g. {n}: "
                     f"{why.reason or f'{why.windows} windowed maps per image'})")
@@ -457,7 +438,7 @@ class AttentionMaps(Analysis):
         if o.image >= len(x): raise ValueError(f"image={o.image} but the first validation batch has {len(x)} images")
         maps = attention_maps(model, x)
         layouts = model_layouts(model, maps, len(x), tuple(x.shape[-2:]))
-        drawable = _drawable(layouts)
+        drawable = drawable_layers(layouts)
         if isinstance(o.layer, str):
             if o.layer not in drawable: raise ValueError(f"layer={o.layer!r} is not a drawable layer; valid: {drawable}")
             name = o.layer
@@ -466,7 +447,7 @@ class AttentionMaps(Analysis):
                 raise ValueError(f"layer={o.layer} is out of range for {len(drawable)} drawable layers ({drawable})")
             name = drawable[o.layer]
         heat, what = patch_heatmap(maps[name], layouts[name])
-        L, arch = layouts[name], _model_name(model)
+        L, arch = layouts[name], model_label(model)
         figs = {'overlay': overlay_figure(x[o.image], heat[o.image].mean(0), L.pixel, f"{arch}, {name}: {what}, mean over heads"),
                 'heads': heads_figure(x[o.image], heat[o.image], L.pixel, f"{arch}, {name}: {what}, per head")}
         ent = {k: [] for k in drawable}
@@ -518,12 +499,12 @@ class AttentionRollout(Analysis):
         fig = make_subplots(rows=2, cols=n, vertical_spacing=.06, horizontal_spacing=.02,
                             row_titles=['rollout', f'last layer, {what}'])
         for j in range(n):
-            rgb = _image_rgb(x[j])
+            rgb = image_rgb(x[j])
             for r_, heat in ((1, rel[j]), (2, raw[j].mean(0))):
                 fig.add_trace(go.Image(z=rgb), row=r_, col=j + 1)
-                fig.add_trace(_heat_trace(heat, L.pixel, showscale=False), row=r_, col=j + 1)
+                fig.add_trace(heat_trace(heat, L.pixel, showscale=False), row=r_, col=j + 1)
         fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
-        fig.update_layout(title=f"{_model_name(model)}: attention rollout ({o.head_fusion} over heads, residual "
+        fig.update_layout(title=f"{model_label(model)}: attention rollout ({o.head_fusion} over heads, residual "
                                 f"{o.residual}) over {len(layers)} layers, against the last layer's attention",
                           width=190 * n + 120, height=440, template='plotly_white', margin=dict(t=70, l=20, r=60, b=20))
         return AnalysisResult(figures={'rollout': fig},
@@ -555,7 +536,7 @@ class AttentionDistance(Analysis):
         table, skipped = attention_distances(model, dls.valid, self.options.max_batches, self.options.unit)
         by = table.groupby('layer', sort=False)
         first, last = by.get_group(table.layer.iloc[0]), by.get_group(table.layer.iloc[-1])
-        title = (f"{_model_name(model)}: mean attention distance on {table.attrs['images']} images"
+        title = (f"{model_label(model)}: mean attention distance on {table.attrs['images']} images"
                  + (f" ({len(skipped)} layers not measurable)" if skipped else ''))
         metrics = dict(distance_first_layer=first.distance.mean(), distance_last_layer=last.distance.mean(),
                        spread_first_layer=first.distance.max() - first.distance.min(),
@@ -593,7 +574,7 @@ class HeadImportance(Analysis):
         figs = {'importance': go.Figure(go.Heatmap(z=z, x=[f'head {h}' for h in range(hmax)], y=layers, colorscale='RdBu_r',
                                                    zmid=0, colorbar=dict(title='loss increase'),
                                                    hovertemplate='%{y}, %{x}<br>loss +%{z:.4f}<extra></extra>'))}
-        figs['importance'].update_layout(title=f"{_model_name(model)}: loss increase when one head is masked "
+        figs['importance'].update_layout(title=f"{model_label(model)}: loss increase when one head is masked "
                                                f"(base loss {base_loss:.3f}, accuracy {base_acc:.1%})",
                                          yaxis_autorange='reversed', template='plotly_white',
                                          height=160 + 28 * len(layers), width=260 + 60 * hmax)
