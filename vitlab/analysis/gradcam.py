@@ -309,7 +309,7 @@ def top_mass(maps: torch.Tensor, fraction: float = .1) -> torch.Tensor:
     return torch.where(s > 0, v.topk(k, 1).values.sum(1) / s, torch.full_like(s, float('nan'))).float()
 
 # %% ../../nbs/analysis/02_gradcam.ipynb #3b1337ff
-@register_analysis(name='grad_cam', tags=('attribution', 'interpretability'),
+@register_analysis(name='grad_cam', tags=('attribution', 'interpretability'), parity='grad-cam:GradCAM',
                    claim='Grad-CAM maps are class-discriminative and localise the evidence for the class: deleting the '
                          'pixels they rank highest lowers the class score more than deleting random object pixels.',
                    paper=Paper('Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization', 2016,

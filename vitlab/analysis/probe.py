@@ -242,7 +242,7 @@ def _images_of(dl, n: int):
     x = getattr(getattr(dl, 'dataset', None), 'x', None)
     return x if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] in (1, 3) and len(x) >= n else None
 
-@register_analysis(name='linear_probe',
+@register_analysis(name='linear_probe', parity='sklearn:LogisticRegression',
                    paper=Paper('CNN Features off-the-shelf: an Astounding Baseline for Recognition', 2014, '1403.6382',
                                number=106, cls='ANALYSIS', authors='Razavian et al.'),
                    claim='The frozen features of a network trained on one task, with only a linear classifier fitted on '
