@@ -19,8 +19,8 @@ from ..layers import to_2tuple
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'REFERENCE_BUILDERS', 'REFERENCE_KINDS',
            'create_model', 'model_cfg', 'small_cfg', 'build_model', 'adapt_input_conv', 'read_state_dict',
            'load_pretrained', 'load_checkpoint', 'list_models', 'model_entry', 'count_params', 'count_flops',
-           'benchmark_model', 'ParityNotSupported', 'parity_references', 'parity_check', 'randomize_weights_',
-           'build_random']
+           'benchmark_model', 'ParityNotSupported', 'parity_references', 'build_reference_pair', 'parity_check',
+           'randomize_weights_', 'build_random']
 
 # %% ../../nbs/models/00_models.ipynb #81d21b8c
 _log = logging.getLogger('vitlab.models')
@@ -227,7 +227,13 @@ def _logits(y) -> torch.Tensor:
     if hasattr(y, 'logits'): return y.logits   # HF ModelOutput
     return y[0] if isinstance(y, (tuple, list)) else y
 
-def _parity_one(model_name: str, reference: str, batch_size: int, seed: int, atol: float, **kwargs) -> dict:
+def build_reference_pair(model_name: str, reference: str|None = None, seed: int = 0,
+                         **kwargs) -> tuple[nn.Module, nn.Module]:
+    "`(ours, ref)`: `model_name` and its reference built at the same configuration, with the reference's weights loaded into ours."
+    refs = parity_references(model_name)
+    if not refs: raise ValueError(f"Model {model_name!r} declares no parity reference")
+    if reference is None: reference = refs[0]
+    elif reference not in refs: raise UnknownNameError(f'parity reference of {model_name!r}', reference, refs)
     kind, _, ref_name = reference.partition(':')
     torch.manual_seed(seed)
     ours = create_model(model_name, **kwargs).eval()
@@ -237,6 +243,10 @@ def _parity_one(model_name: str, reference: str, batch_size: int, seed: int, ato
     ref = builder(ours, ref_name, kind).eval()
     sd = module.checkpoint_filter_fn(ref.state_dict(), ours) if hasattr(module, 'checkpoint_filter_fn') else ref.state_dict()
     ours.load_state_dict(sd, strict=True)
+    return ours, ref
+
+def _parity_one(model_name: str, reference: str, batch_size: int, seed: int, atol: float, **kwargs) -> dict:
+    ours, ref = build_reference_pair(model_name, reference, seed, **kwargs)
     x = torch.randn(batch_size, *ours.default_cfg['input_size'], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad(): a, b = _logits(ours(x)), _logits(ref(x))
     diff = (a - b).abs().max().item() if a.shape == b.shape else float('inf')
