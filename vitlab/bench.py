@@ -75,6 +75,12 @@ def measure(candidates: list[Candidate], input_size: tuple, num_classes: int, ba
     for c in candidates:
         c.model.to(device)
         for k in metrics: work[c.label, k] = _work(c, k, *data[k], opts, device)
+    saved = {c.label: {n: t.detach().clone() for n, t in c.model.state_dict().items()} for c in candidates}
+    try: return _timed_runs(candidates, metrics, work, bs, reps, warmup, iters, min_time, device)
+    finally:   # training steps update the weights: give every model back exactly the weights it came with
+        for c in candidates: c.model.load_state_dict(saved[c.label]); c.model.eval()
+
+def _timed_runs(candidates, metrics, work, bs, reps, warmup, iters, min_time, device) -> pd.DataFrame:
     rows = []
     for k in metrics:
         per_call = []
@@ -94,7 +100,6 @@ def measure(candidates: list[Candidate], input_size: tuple, num_classes: int, ba
                 _sync(device); dt = (time.perf_counter() - t0) / n
                 rows.append({'candidate': c.label, 'metric': k, 'rep': r, 'batch_size': bs[k], 'calls': n,
                              'seconds': dt, 'images_per_s': bs[k] / dt})
-    for c in candidates: c.model.eval()
     return pd.DataFrame(rows)
 
 # %% ../nbs/05_bench.ipynb #02d12d33
@@ -133,6 +138,7 @@ def peak_memory(c: Candidate, input_size: tuple, num_classes: int, batch_size: i
     opts = {}
     fn = _work(c, 'train' if train else 'infer', x, y, opts, device)
     c.model.to(device).train(train)
+    saved = {n: t.detach().clone() for n, t in c.model.state_dict().items()}
     try:
         fn()                                            # creates the optimizer state before the measured step
         if device.type == 'cuda':
@@ -144,7 +150,7 @@ def peak_memory(c: Candidate, input_size: tuple, num_classes: int, batch_size: i
         run = peak = 0
         for e in events: run += e.self_cpu_memory_usage; peak = max(peak, run)
         return peak / 2**20
-    finally: c.model.eval()
+    finally: c.model.load_state_dict(saved); c.model.eval()
 
 # %% ../nbs/05_bench.ipynb #9983b57d
 def _env() -> dict:
