@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .core import UnknownNameError
 from .models import (ParityNotSupported, build_reference_pair, count_flops, count_params, create_model,
-                           list_models, model_entry, parity_references)
+                           list_models, model_entry, output_logits, parity_references)
 
 # %% auto #0
 __all__ = ['METRICS', 'MODES', 'BENCH_SETS', 'Candidate', 'measure', 'summarize', 'peak_memory', 'bench_model', 'bench_modes',
@@ -33,10 +33,6 @@ class Candidate:
     model: nn.Module
     autocast: torch.dtype|None = None
 
-def _logits(y) -> torch.Tensor:
-    if hasattr(y, 'logits'): return y.logits     # HF ModelOutput
-    return y[0] if isinstance(y, (tuple, list)) else y
-
 def _autocast(c: Candidate, device: torch.device):
     return torch.autocast(device.type, dtype=c.autocast) if c.autocast is not None else nullcontext()
 
@@ -49,7 +45,7 @@ def _work(c: Candidate, metric: str, x: torch.Tensor, y: torch.Tensor, opts: dic
     if metric == 'train':
         opt = opts.setdefault(c.label, torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4))
         def step():
-            with _autocast(c, device): loss = F.cross_entropy(_logits(m(x)).float(), y)
+            with _autocast(c, device): loss = F.cross_entropy(output_logits(m(x)).float(), y)
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
         return step
     def forward():

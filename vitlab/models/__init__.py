@@ -19,8 +19,8 @@ from ..layers import to_2tuple
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'REFERENCE_BUILDERS', 'REFERENCE_KINDS',
            'create_model', 'model_cfg', 'small_cfg', 'build_model', 'adapt_input_conv', 'read_state_dict',
            'load_pretrained', 'load_checkpoint', 'list_models', 'model_entry', 'count_params', 'count_flops',
-           'benchmark_model', 'ParityNotSupported', 'parity_references', 'build_reference_pair', 'parity_check',
-           'randomize_weights_', 'build_random']
+           'benchmark_model', 'ParityNotSupported', 'parity_references', 'output_logits', 'build_reference_pair',
+           'parity_check', 'randomize_weights_', 'build_random']
 
 # %% ../../nbs/models/00_models.ipynb #81d21b8c
 _log = logging.getLogger('vitlab.models')
@@ -223,7 +223,8 @@ def parity_references(model_name: str) -> list[str]:
         if kind not in REFERENCE_KINDS: raise UnknownNameError('reference kind', kind, REFERENCE_KINDS)
     return refs
 
-def _logits(y) -> torch.Tensor:
+def output_logits(y) -> torch.Tensor:
+    "The class logits in a model's output: an HF `ModelOutput`'s `.logits`, the first of a tuple (DeiT's two heads), or the tensor."
     if hasattr(y, 'logits'): return y.logits   # HF ModelOutput
     return y[0] if isinstance(y, (tuple, list)) else y
 
@@ -248,7 +249,7 @@ def build_reference_pair(model_name: str, reference: str|None = None, seed: int 
 def _parity_one(model_name: str, reference: str, batch_size: int, seed: int, atol: float, **kwargs) -> dict:
     ours, ref = build_reference_pair(model_name, reference, seed, **kwargs)
     x = torch.randn(batch_size, *ours.default_cfg['input_size'], generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad(): a, b = _logits(ours(x)), _logits(ref(x))
+    with torch.no_grad(): a, b = output_logits(ours(x)), output_logits(ref(x))
     diff = (a - b).abs().max().item() if a.shape == b.shape else float('inf')
     return {'model': model_name, 'reference': reference, 'input_size': tuple(x.shape[1:]), 'max_abs_diff': diff,
             'ok': diff <= atol}
