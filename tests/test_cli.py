@@ -214,3 +214,28 @@ def test_list_commands(tmp_path):
     assert 'Status:' in p.stdout
     p = vitlab('list', 'modles', cwd=tmp_path, check=2)
     assert 'invalid choice' in p.stderr
+
+
+def _shipped():
+    from vitlab.config import list_experiments
+    return list_experiments()
+
+
+@pytest.mark.parametrize('name', _shipped())
+def test_every_shipped_experiment_validates_and_expands(name):
+    "A shipped experiment file that no longer validates (a renamed model, recipe or option) fails here, not for a user."
+    from vitlab.config import expand, load_experiment
+    from vitlab.models import list_models
+    runs = expand(load_experiment(name))
+    assert runs and all(r.model.name in list_models() for r in runs)
+
+
+def test_the_record_experiment_keeps_its_limits():
+    "fmnist_record is the leaderboard's record attempt: at most 0.5M parameters, the full dataset, no test-set subset."
+    from vitlab.config import load_experiment
+    from vitlab.models import count_params, create_model
+    cfg = load_experiment('fmnist_record')
+    spec = cfg.model[0]
+    assert count_params(create_model(spec.name, **spec.kwargs)) <= 500_000
+    assert cfg.data.dataset == 'fashion_mnist' and cfg.data.subset is None and cfg.data.img_size is None
+    assert cfg.recipe.time_budget is None and cfg.recipe.epochs >= 1   # a fixed schedule, so reruns are comparable

@@ -60,6 +60,17 @@ def test_quarto_config_is_the_top_level_one():
     assert re.search(r'metadata-files:.*sidebar\.yml', (ROOT / '_quarto.yml').read_text())
 
 
+def test_quarto_build_loads_plotly_js_once_per_page():
+    "Stored figures carry no plotly.js (their HTML snippet only calls Plotly.newPlot): the Quarto site's pages load it."
+    import plotly.offline, yaml
+    cfg = yaml.safe_load((ROOT / '_quarto.yml').read_text(encoding='utf-8'))
+    inc = cfg['format']['html'].get('include-in-header') or []
+    text = ' '.join(i.get('text', '') if isinstance(i, dict) else str(i) for i in (inc if isinstance(inc, list) else [inc]))
+    found = re.findall(r'<script src="https://cdn\.plot\.ly/plotly-(\d+)\.\d+\.\d+\.min\.js"', text)
+    assert len(found) == 1, text
+    assert found[0] == plotly.offline.get_plotlyjs_version().split('.')[0], (found, plotly.offline.get_plotlyjs_version())
+
+
 def test_sidebar_lists_every_notebook_in_course_order():
     probs = sidebar_problems(ROOT)
     assert not probs, 'nbs/sidebar.yml:\n' + '\n'.join(probs)

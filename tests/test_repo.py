@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from vitlab.core import MODELS, coverage, get_registry, REGISTRIES, status_line
+from vitlab.core import MODELS, catalogue_coverage, coverage, get_registry, module_notebook, paper_catalogue, REGISTRIES, status_line
 from vitlab.docs import process_docs, render_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +62,7 @@ def test_notebook_template_rules(nb):
 
 
 def _notebook_of(module_name):
-    src = Path(sys.modules[module_name].__file__).read_text()
-    m = re.search(r'File to edit: (\S+\.ipynb)', src)
-    return (Path(sys.modules[module_name].__file__).parent / m.group(1)).resolve()
+    return ROOT / 'nbs' / module_notebook(module_name)
 
 
 @pytest.mark.parametrize('name', [e.name for r in REGISTRIES.values() for e in r.entries() if e.claim])
@@ -101,3 +99,21 @@ def test_docs_pages_can_be_prepared():
     for nb in NBS:
         assert (proc / nb.relative_to(ROOT / 'nbs')).exists(), nb
     assert (proc / '_quarto.yml').exists() and (proc / 'sidebar.yml').exists()
+
+
+def test_registered_paper_numbers_match_the_catalogue():
+    "A method's paper number must point at its paper in vitlab/papers.csv (the coverage page joins the two by number)."
+    cat = paper_catalogue().set_index('number')
+    wrong = [(e.name, e.paper.number, e.paper.title, cat.title[e.paper.number]) for r in REGISTRIES.values()
+             for e in r.entries() if e.paper and e.paper.number is not None
+             if e.paper.title.split(':')[0].lower() != cat.title[e.paper.number].split(':')[0].lower()]
+    assert not wrong, wrong
+
+
+def test_coverage_page_lists_every_catalogue_paper_with_its_notebook():
+    cc = catalogue_coverage()
+    assert len(cc) == len(paper_catalogue().query("`class` != 'OUT'"))
+    started = cc[cc.status != 'not started']
+    assert len(started) and all(started.notebooks != ''), started[started.notebooks == '']
+    for nbs in started.notebooks:
+        for nb in nbs.split(', '): assert (ROOT / 'nbs' / nb).exists(), nb

@@ -14,13 +14,13 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import UnknownNameError
+from .core import UnknownNameError, close_matches
 from .models import (ParityNotSupported, build_reference_pair, count_flops, count_params, create_model,
                            list_models, model_entry, output_logits, parity_references)
 
 # %% auto #0
 __all__ = ['METRICS', 'MODES', 'BENCH_SETS', 'Candidate', 'measure', 'summarize', 'peak_memory', 'bench_model', 'bench_modes',
-           'bench_models', 'run_bench', 'bench_chart']
+           'bench_models', 'check_bench_args', 'run_bench', 'bench_chart']
 
 # %% ../nbs/05_bench.ipynb #7e1d7b64
 _log = logging.getLogger('vitlab.bench')
@@ -243,6 +243,22 @@ def bench_models(size: str = 'small') -> list[str]:
         if e.module not in best or p < best[e.module][0]: best[e.module] = (p, n)
     return sorted(n for _, n in best.values())
 
+def check_bench_args(names: Iterable[str], batch_size: int = 128, train_batch_size: int|None = None, reps: int = 5,
+                     warmup: int = 2, min_time: float = 0.5) -> None:
+    "Raise a clear error, before anything runs, for an unknown model, one with no reference, or a bad setting."
+    with_ref = [n for n in list_models() if model_entry(n).parity]
+    for n in names:
+        model_entry(n)                                        # unknown: an error with close matches
+        if not model_entry(n).parity:
+            like = close_matches(n, with_ref) or bench_models('small')
+            raise ValueError(f"model {n!r} declares no timm or Hugging Face reference, so there is nothing to time it "
+                             f"against; models that have one include {', '.join(like)}")
+    for k, v, lo in (('batch_size', batch_size, 1), ('train_batch_size', train_batch_size, 1), ('reps', reps, 1),
+                     ('warmup', warmup, 0)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+            raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+    if not min_time >= 0: raise ValueError(f"min_time must be a number of seconds >= 0, got {min_time!r}")
+
 def _append_csv(df: pd.DataFrame, path: Path):
     header = not path.exists()
     df.to_csv(path, mode='a', header=header, index=False)
@@ -252,7 +268,7 @@ def run_bench(models: Iterable[str]|str = 'small', out: str|Path|None = None, mo
               iters: dict|None = None, min_time: float = 0.5, memory: bool = True, device='cpu') -> pd.DataFrame:
     "Benchmark several models against their references (and in `modes`), appending to a new CSV file as it goes."
     names = bench_models(models) if isinstance(models, str) else list(models)
-    for n in names: model_entry(n)                       # unknown names fail before anything is measured
+    check_bench_args(names, batch_size, train_batch_size, reps, warmup, min_time)   # fail before measuring anything
     out = Path(out) if out is not None else Path('runs/bench') / f"bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.csv"
     modes_out = out.with_name(out.stem + '-modes.csv')
     for p in (out, modes_out, out.with_suffix('.json')):

@@ -113,12 +113,14 @@ def _cmd_coverage(a) -> int:
 
 def _cmd_bench(a) -> int:
     import pandas as pd
-    from vitlab.bench import MODES, bench_models, run_bench
+    from vitlab.bench import MODES, bench_models, check_bench_args, run_bench
     from vitlab.core import UnknownNameError
     modes = [m.strip() for m in a.modes.split(',') if m.strip()]
     for m in modes:
         if m not in MODES: raise UnknownNameError('mode', m, MODES)
     models = a.models or bench_models(a.bench_set)
+    try: check_bench_args(models, a.batch_size, a.train_batch_size, a.reps, min_time=a.min_time)
+    except ValueError as e: return _err(str(e))   # an unknown model or one with no reference is an UnknownNameError
     df = run_bench(models, a.out, modes, a.batch_size, a.train_batch_size, a.reps, min_time=a.min_time,
                    memory=not a.no_memory, device=a.device)
     if df.empty: return _err('no model could be compared with its reference (see the log)')

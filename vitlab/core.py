@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ['PAPER_CLASSES', 'MODELS', 'DATASETS', 'RECIPES', 'COMPRESSORS', 'ANALYSES', 'OPTIMIZERS', 'REGISTRIES',
            'register_model', 'list_models', 'register_dataset', 'list_datasets', 'register_recipe', 'list_recipes',
            'register_compressor', 'list_compressors', 'register_analysis', 'list_analyses', 'register_optimizer',
-           'list_optimizers', 'REGISTERING_PACKAGES', 'Paper', 'close_matches', 'UnknownNameError', 'Entry', 'Registry',
-           'get_registry', 'seed_everything', 'rng_state', 'set_rng_state', 'available_devices', 'get_device',
-           'share_cores', 'git_commit', 'env_info', 'NoOptions', 'check_options_model', 'import_all', 'options_info',
-           'sources_fingerprint', 'cache_dir', 'catalogue', 'known_names', 'split_recipe_options', 'coverage',
-           'status_line', 'coverage_by_paper', 'setup_plotly']
+           'list_optimizers', 'REGISTERING_PACKAGES', 'CATALOGUE_CLASSES', 'STATUSES', 'Paper', 'close_matches',
+           'UnknownNameError', 'Entry', 'Registry', 'get_registry', 'seed_everything', 'rng_state', 'set_rng_state',
+           'available_devices', 'get_device', 'share_cores', 'git_commit', 'env_info', 'NoOptions',
+           'check_options_model', 'import_all', 'options_info', 'sources_fingerprint', 'cache_dir', 'catalogue',
+           'known_names', 'split_recipe_options', 'coverage', 'status_line', 'coverage_by_paper', 'paper_catalogue',
+           'module_notebook', 'catalogue_coverage', 'catalogue_markdown', 'setup_plotly']
 
 # %% ../nbs/00_core.ipynb #27a8bbda
 PAPER_CLASSES = ('ARCH', 'RECIPE', 'COMPRESS', 'ANALYSIS', 'TASK', 'OUT')
@@ -487,15 +488,72 @@ def coverage_by_paper(df: pd.DataFrame|None = None) -> pd.DataFrame:
     out['paper'] = out['paper'].astype('Int64'); out['year'] = out['year'].astype('Int64')
     return out
 
+# %% ../nbs/00_core.ipynb #598a312f
+CATALOGUE_CLASSES = ('ARCH', 'RECIPE', 'COMPRESS', 'ANALYSIS', 'TASK')   # the classes a ViT lab implements (not OUT)
+STATUSES = ('not started', 'implemented', 'parity-tested', 'claim checked')
+
+def paper_catalogue() -> pd.DataFrame:
+    "The lab's catalogue of papers (`vitlab/papers.csv`): number, title, short name, class and priority (1 = central)."
+    import pandas as pd
+    from importlib import resources
+    with resources.files('vitlab').joinpath('papers.csv').open(encoding='utf-8') as f: return pd.read_csv(f)
+
+def module_notebook(module: str) -> str|None:
+    "The notebook, relative to `nbs/`, that the generated module `module` is exported from (None if it has none)."
+    import importlib
+    try: src = Path(importlib.import_module(module).__file__).read_text(encoding='utf-8')
+    except (ImportError, OSError, TypeError, ValueError): return None
+    m = re.search(r'File to edit: (\S+\.ipynb)', src)
+    return m.group(1).split('nbs/', 1)[1] if m and 'nbs/' in m.group(1) else None
+
+def catalogue_coverage(df: pd.DataFrame|None = None, classes: Iterable[str] = CATALOGUE_CLASSES) -> pd.DataFrame:
+    "Every catalogue paper of `classes` with its status in vitlab, from *not started* to *claim checked*, and its notebooks."
+    import pandas as pd
+    classes = list(classes)
+    for c in classes:
+        if c not in PAPER_CLASSES: raise UnknownNameError('paper class', c, PAPER_CLASSES)
+    cat = paper_catalogue()
+    byp = coverage_by_paper(coverage() if df is None else df)
+    rows = []
+    for p in cat[cat['class'].isin(classes)].to_dict('records'):
+        g = byp[byp.paper.eq(p['number']).fillna(False).astype(bool)]
+        nbs = dict.fromkeys(nb for nb in map(module_notebook, g.module.dropna()) if nb)
+        rows.append({**{k: p[k] for k in ('number', 'short_name', 'title', 'class', 'priority')},
+                     'status': max(g.status, key=STATUSES.index) if len(g) else STATUSES[0],
+                     'entries': int(g.entries.sum()), 'registries': ', '.join(dict.fromkeys(g.registry)),
+                     'notebooks': ', '.join(nbs)})
+    return pd.DataFrame(rows, columns=['number', 'short_name', 'title', 'class', 'priority', 'status', 'entries',
+                                       'registries', 'notebooks'])
+
+def _md_cell(v) -> str: return str(v).replace('|', '\\|').replace('\n', ' ')
+
+def catalogue_markdown(cc: pd.DataFrame) -> str:
+    "`catalogue_coverage` as Markdown: a count per class and status, then one table per class, linked to the notebooks."
+    out = ['| class | papers | ' + ' | '.join(STATUSES) + ' |', '|---|---|' + '---|' * len(STATUSES)]
+    for c, g in cc.groupby('class', sort=False):
+        out.append(f"| {c} | {len(g)} | " + ' | '.join(str(int((g.status == s).sum())) for s in STATUSES) + ' |')
+    for c, g in cc.groupby('class', sort=False):
+        out += ['', f"### {c}", '', '| # | paper | status | notebook |', '|---|---|---|---|']
+        for r in g.itertuples(index=False):
+            links = ', '.join(f"[{nb.removesuffix('.ipynb')}]({nb})" for nb in r.notebooks.split(', ') if nb)
+            out.append(f"| {r.number} | {_md_cell(r.title)} ({_md_cell(r.short_name)}) | {r.status} | {links} |")
+    return '\n'.join(out)
+
 # %% ../nbs/00_core.ipynb #e541630f
 def setup_plotly(force: bool = False) -> str|None:
     "Register vitlab's plotly renderer and make it the default inside a notebook kernel (or if `force`)."
     try:
         import plotly.io as pio
-        from plotly.io._base_renderers import HtmlRenderer
+        from plotly.io._base_renderers import MimetypeRenderer
     except ImportError: return None
-    if 'vitlab_html' not in pio.renderers:
-        pio.renderers['vitlab_html'] = HtmlRenderer(connected=False, full_html=False, include_plotlyjs=False)
+
+    class SnippetRenderer(MimetypeRenderer):
+        "A figure as an HTML `div` and its `Plotly.newPlot` call: no plotly.js and no MathJax script (the page has them)."
+        def to_mimebundle(self, fig_dict):
+            return {'text/html': pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
+                                             default_width='100%', default_height=525, validate=False)}
+
+    pio.renderers['vitlab_html'] = SnippetRenderer()
     in_kernel = 'ipykernel' in sys.modules or 'execnb' in sys.modules
     if force or in_kernel:
         pio.renderers.default = 'plotly_mimetype+vitlab_html'
