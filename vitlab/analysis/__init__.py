@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..core import NoOptions, UnknownNameError, check_options_model, ANALYSES, list_analyses, register_analysis
 
 # %% auto #0
-__all__ = ['PHOTOS', 'AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'predictions', 'model_label',
-           'input_size', 'image_rgb', 'heat_trace', 'photos', 'confusion_counts', 'class_metrics', 'confusion_figure',
-           'ConfusionMatrix']
+__all__ = ['PHOTOS', 'AnalysisResult', 'Analysis', 'model_device', 'evaluating', 'batches', 'first_images', 'predictions',
+           'model_label', 'input_size', 'image_rgb', 'image_trace', 'heat_trace', 'photos', 'confusion_counts',
+           'class_metrics', 'confusion_figure', 'ConfusionMatrix']
 
 # %% ../../nbs/analysis/00_analysis.ipynb #d53f9a8d
 _FILE_SAFE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
@@ -134,6 +134,15 @@ def batches(dl, max_batches: int|None = None):
         yield _plain(b[0]), _plain(b[1])
     if n == 0: raise ValueError("the data loader yielded no batch")
 
+def first_images(dl, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "The first `n` images and labels (int64) of `dl`, reading only as many batches as that takes (fewer if `dl` has fewer)."
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive integer, got {n!r}")
+    xs, ys, got = [], [], 0
+    for x, y in batches(dl):
+        xs.append(x[:n - got]); ys.append(y[:n - got]); got += len(xs[-1])
+        if got >= n: break
+    return torch.cat(xs), torch.cat(ys).long()
+
 def predictions(model: nn.Module, dl, max_batches: int|None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Logits and targets (on the CPU) of `model` on the `(x, y)` batches of `dl`, in eval mode without gradients."
     device, outs, ys = model_device(model), [], []
@@ -162,11 +171,25 @@ def image_rgb(img: torch.Tensor) -> np.ndarray:
     img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
     return (img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
+def image_trace(img: torch.Tensor|np.ndarray, **kw) -> go.Image:
+    """A `go.Image` of a (C, H, W) tensor (scaled by `image_rgb`) or an (H, W, 3) uint8 array, stored as a PNG.
+    Pixels sit at the same coordinates as with `go.Image(z=...)`, but the figure carries a compressed PNG instead of
+    the pixel array (plotly stores it as base64 of the raw bytes): 1.5-1.7x smaller on the scikit-image photos at 224x224,
+    much smaller on smooth images, no gain on noise."""
+    import base64, io
+    from PIL import Image
+    rgb = image_rgb(img) if isinstance(img, torch.Tensor) else np.asarray(img)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"image_trace needs a (C, H, W) tensor or an (H, W, 3) uint8 array, got shape {rgb.shape} {rgb.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format='PNG', optimize=True)
+    return go.Image(source='data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode(), **kw)
+
 def heat_trace(heat: torch.Tensor, pixel, opacity: float = .55, **kw) -> go.Heatmap:
-    "A heat map trace of a (rows, cols) map to draw over a `go.Image`, each cell covering `pixel` (h, w) pixels."
+    "A heat map trace of a (rows, cols) map to draw over an `image_trace`, each cell covering `pixel` (h, w) pixels."
     py, px = pixel      # cell (i, j) covers pixels [i*py, (i+1)*py), centred at i*py + (py-1)/2 in go.Image coordinates
-    return go.Heatmap(z=_plain(heat).detach().float().cpu().numpy(), x0=(px - 1) / 2, dx=px, y0=(py - 1) / 2, dy=py,
-                      colorscale='Inferno', opacity=opacity, **kw)
+    z = _plain(heat).detach().float().cpu().numpy()   # float32: plotly stores it as raw bytes, half of float64's
+    return go.Heatmap(z=z, x0=(px - 1) / 2, dx=px, y0=(py - 1) / 2, dy=py, colorscale='Inferno', opacity=opacity, **kw)
 
 # %% ../../nbs/analysis/00_analysis.ipynb #60997f13
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import (Analysis, AnalysisResult, _plain, model_device as _device, batches as _batches, heat_trace,
+from . import (Analysis, AnalysisResult, _plain, image_trace, model_device as _device, batches as _batches, heat_trace,
                              image_rgb, input_size, model_label)
 from ..core import Paper, register_analysis
 from ..layers import attention_modules, capture_attention
@@ -113,7 +113,7 @@ def patch_heatmap(attn: torch.Tensor, layout: MapLayout) -> tuple[torch.Tensor, 
 
 def overlay_figure(img: torch.Tensor, heat: torch.Tensor, pixel, title: str|None = None) -> go.Figure:
     "The image `img` (C, H, W) with the (rows, cols) `heat` map drawn over it, one cell per patch of `pixel` (h, w) pixels."
-    fig = go.Figure([go.Image(z=image_rgb(img)), heat_trace(heat, pixel, colorbar=dict(title='attention'))])
+    fig = go.Figure([image_trace(image_rgb(img)), heat_trace(heat, pixel, colorbar=dict(title='attention'))])
     fig.update_layout(title=title, width=520, height=480, template='plotly_white', margin=dict(t=60, l=20, r=20, b=20))
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     return fig
@@ -127,7 +127,7 @@ def heads_figure(img: torch.Tensor, heat: torch.Tensor, pixel, title: str|None =
     rgb = image_rgb(img)
     for i in range(h):
         r, c = i // cols + 1, i % cols + 1
-        fig.add_trace(go.Image(z=rgb), row=r, col=c)
+        fig.add_trace(image_trace(rgb), row=r, col=c)
         fig.add_trace(heat_trace(heat[i], pixel, showscale=False), row=r, col=c)
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     fig.update_layout(title=title, width=200 * cols + 40, height=200 * rows + 80, template='plotly_white',
@@ -501,7 +501,7 @@ class AttentionRollout(Analysis):
         for j in range(n):
             rgb = image_rgb(x[j])
             for r_, heat in ((1, rel[j]), (2, raw[j].mean(0))):
-                fig.add_trace(go.Image(z=rgb), row=r_, col=j + 1)
+                fig.add_trace(image_trace(rgb), row=r_, col=j + 1)
                 fig.add_trace(heat_trace(heat, L.pixel, showscale=False), row=r_, col=j + 1)
         fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
         fig.update_layout(title=f"{model_label(model)}: attention rollout ({o.head_fusion} over heads, residual "

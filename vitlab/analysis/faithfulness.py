@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import (Analysis, AnalysisResult, _plain, batches as _batches, evaluating, model_device as _device,
+from . import (Analysis, AnalysisResult, _plain, first_images, image_trace, batches as _batches, evaluating, model_device as _device,
                              heat_trace, image_rgb, input_size, model_label)
 from .attention import AttentionRollout, attention_maps, attention_rollout, model_layouts, patch_heatmap
 from ..core import ANALYSES, Paper, Registry, UnknownNameError, register_analysis
@@ -304,23 +304,16 @@ def maps_figure(img: torch.Tensor, maps: dict[str, torch.Tensor], title: str|Non
     names = list(maps)
     fig = make_subplots(rows=1, cols=len(names) + 1, subplot_titles=['image'] + names, horizontal_spacing=.01)
     rgb = image_rgb(img)
-    fig.add_trace(go.Image(z=rgb), row=1, col=1)
+    fig.add_trace(image_trace(rgb), row=1, col=1)
     for j, n in enumerate(names):
         h = upsample_saliency(maps[n][None], tuple(img.shape[-2:]))[0]
         h = (h - h.min()) / (h.max() - h.min()).clamp_min(1e-12)
-        fig.add_trace(go.Image(z=rgb), row=1, col=j + 2)
+        fig.add_trace(image_trace(rgb), row=1, col=j + 2)
         fig.add_trace(heat_trace(h, (1, 1), opacity=.6, showscale=False), row=1, col=j + 2)
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     fig.update_layout(title=title, template='plotly_white', height=260, width=170 * (len(names) + 1) + 40,
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig
-
-def _first_images(dl, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys, got = [], [], 0
-    for x, y in _batches(dl):
-        xs.append(x); ys.append(y); got += len(x)
-        if got >= n: break
-    return torch.cat(xs)[:n], torch.cat(ys)[:n].long()
 
 @register_analysis(name='faithfulness', tags=('attribution', 'interpretability'),
                    claim='How faithful attribution maps are, by the insertion and deletion game, depends on the '
@@ -357,7 +350,7 @@ class Faithfulness(Analysis):
 
     def analyse(self, model, dls):
         o = self.options
-        x, y = _first_images(dls.valid, o.n_images)
+        x, y = first_images(dls.valid, o.n_images)
         x = x.to(_device(model))
         target = resolve_target(model, x, y if o.target == 'true' else None)
         maps, skipped = saliency_maps(model, x, target, o.methods)

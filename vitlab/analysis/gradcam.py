@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import (Analysis, AnalysisResult, _plain, batches as _batches, model_device as _device, heat_trace,
+from . import (Analysis, AnalysisResult, _plain, image_trace, batches as _batches, model_device as _device, heat_trace,
                              image_rgb, input_size, model_label)
 from ..core import Paper, UnknownNameError, register_analysis
 from ..models.convit import ConViT
@@ -279,11 +279,11 @@ def cam_figure(images: torch.Tensor, maps: dict[str, torch.Tensor]|torch.Tensor,
     rgb = [image_rgb(im) for im in images]
     r0 = 1
     if show_images:
-        for j in range(n): fig.add_trace(go.Image(z=rgb[j]), row=1, col=j + 1)
+        for j in range(n): fig.add_trace(image_trace(rgb[j]), row=1, col=j + 1)
         r0 = 2
     for i, v in enumerate(maps.values()):
         for j in range(n):
-            fig.add_trace(go.Image(z=rgb[j]), row=r0 + i, col=j + 1)
+            fig.add_trace(image_trace(rgb[j]), row=r0 + i, col=j + 1)
             fig.add_trace(heat_trace(v[j].detach().cpu().float(), (1., 1.), opacity, zmin=0, zmax=1,
                                       showscale=i == 0 and j == n - 1, colorbar=dict(title='Grad-CAM')),
                           row=r0 + i, col=j + 1)

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import Analysis, AnalysisResult, _plain, class_metrics, confusion_counts, confusion_figure, model_device as _device
+from . import Analysis, AnalysisResult, _plain, class_metrics, image_trace, confusion_counts, confusion_figure, model_device as _device
 from ..core import Paper, register_analysis
 from ..data import show_images
 

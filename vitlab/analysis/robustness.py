@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import (Analysis, AnalysisResult, _plain, model_device as _device, batches as _batches, heat_trace,
+from . import (Analysis, AnalysisResult, _plain, first_images, image_trace, model_device as _device, batches as _batches, heat_trace,
                              input_size, model_label)
 from .attention import attention_maps, drawable_layers, model_layouts, patch_heatmap
 from ..core import Paper, register_analysis
@@ -402,13 +402,13 @@ def attack_figure(x: torch.Tensor, x_adv: torch.Tensor, mean=None, std=None, hea
     names = [f"clean{f': {labels[0]}' if labels else ''}", f"attacked{f': {labels[1]}' if labels else ''}", 'perturbation']
     if heat_clean is not None: names += ['attention, clean', 'attention, attacked']
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=.02)
-    fig.add_trace(go.Image(z=_rgb(x, mean, std)), row=1, col=1)
-    fig.add_trace(go.Image(z=_rgb(x_adv, mean, std)), row=1, col=2)
+    fig.add_trace(image_trace(_rgb(x, mean, std)), row=1, col=1)
+    fig.add_trace(image_trace(_rgb(x_adv, mean, std)), row=1, col=2)
     fig.add_trace(go.Heatmap(z=d.numpy(), colorscale='RdBu', zmid=0, zmin=-lim, zmax=lim, showscale=False), row=1, col=3)
     if heat_clean is not None:
         zmax = float(max(heat_clean.max(), heat_adv.max()))
         for j, (img, h) in enumerate(((x, heat_clean), (x_adv, heat_adv)), start=4):
-            fig.add_trace(go.Image(z=_rgb(img, mean, std)), row=1, col=j)
+            fig.add_trace(image_trace(_rgb(img, mean, std)), row=1, col=j)
             fig.add_trace(heat_trace(h.detach().cpu(), pixel, zmin=0, zmax=zmax, showscale=j == 5,
                                       colorbar=dict(title='attention', len=.8)), row=1, col=j)
     fig.update_xaxes(constrain='domain', row=1, col=3)
@@ -418,13 +418,6 @@ def attack_figure(x: torch.Tensor, x_adv: torch.Tensor, mean=None, std=None, hea
     fig.update_layout(title=title, width=190 * len(names) + 80, height=320, template='plotly_white',
                       margin=dict(t=100, l=10, r=10, b=10))
     return fig
-
-def _first_images(dl, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys, got = [], [], 0
-    for x, y in _batches(dl):
-        xs.append(x[:n - got]); ys.append(y[:n - got]); got += len(xs[-1])
-        if got >= n: break
-    return torch.cat(xs), torch.cat(ys)
 
 def _fooling(clean_pred, pred, y) -> float|None:
     ok = clean_pred == y
@@ -478,7 +471,7 @@ class PatchRobustness(Analysis):
 
     def analyse(self, model, dls):
         o = self.options
-        x, y = _first_images(dls.valid, o.max_images)
+        x, y = first_images(dls.valid, o.max_images)
         dev = _device(model)
         x, y = x.to(dev), y.to(dev).long()
         mean, std = getattr(dls, 'mean', None), getattr(dls, 'std', None)
