@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from vitlab.docs import SITE_LIBS, _docs_lock, _front_matter, _scan, build_site, doc_notebooks, sidebar_problems, site_problems
+from vitlab.docs import PLOTLY_JS, PLOTLY_LOADER, SITE_LIBS, _docs_lock, _front_matter, _scan, build_site, doc_notebooks, sidebar_problems, site_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / '_site'
@@ -60,15 +60,13 @@ def test_quarto_config_is_the_top_level_one():
     assert re.search(r'metadata-files:.*sidebar\.yml', (ROOT / '_quarto.yml').read_text())
 
 
-def test_quarto_build_loads_plotly_js_once_per_page():
-    "Stored figures carry no plotly.js (their HTML snippet only calls Plotly.newPlot): the Quarto site's pages load it."
-    import plotly.offline, yaml
+def test_quarto_build_ships_plotly_js_once_and_offline():
+    "Quarto's site gets plotly.js from _proc/ (a resource), not from a CDN; nbdev's processing runs PlotlySnippets."
+    import yaml
     cfg = yaml.safe_load((ROOT / '_quarto.yml').read_text(encoding='utf-8'))
-    inc = cfg['format']['html'].get('include-in-header') or []
-    text = ' '.join(i.get('text', '') if isinstance(i, dict) else str(i) for i in (inc if isinstance(inc, list) else [inc]))
-    found = re.findall(r'<script src="https://cdn\.plot\.ly/plotly-(\d+)\.\d+\.\d+\.min\.js"', text)
-    assert len(found) == 1, text
-    assert found[0] == plotly.offline.get_plotlyjs_version().split('.')[0], (found, plotly.offline.get_plotlyjs_version())
+    assert PLOTLY_JS in cfg['project'].get('resources', []), cfg['project']
+    assert not re.search(r'https?://[^\s"]*plotly', (ROOT / '_quarto.yml').read_text(encoding='utf-8'))
+    assert re.search(r'^procs\s*=\s*vitlab\.docs:PlotlySnippets\s*$', (ROOT / 'settings.ini').read_text(), re.M)
 
 
 def test_sidebar_lists_every_notebook_in_course_order():
@@ -181,6 +179,33 @@ def test_plotly_js_is_shipped_once(site):
     assert not bad, '\n'.join(bad)
 
 
+def _figure_html(nb_path) -> list[str]:
+    "The text/html of every stored figure of a processed notebook."
+    nb = json.loads(Path(nb_path).read_text(encoding='utf-8'))
+    return [''.join(h) if isinstance(h, list) else h for c in nb['cells'] if c['cell_type'] == 'code'
+            for o in c.get('outputs', []) for h in [o.get('data', {}).get('text/html', '')] if 'Plotly.newPlot' in h]
+
+
+def test_processed_figures_are_snippets_with_one_loader_per_page(site):
+    "In _proc/ (what Quarto renders) no figure is left as JSON, each is a snippet, and a page's first one loads plotly.js."
+    proc = ROOT / '_proc'
+    assert (proc / PLOTLY_JS).stat().st_size > 1_000_000
+    with_figs, bad = 0, []
+    for nb in sorted(proc.rglob('*.ipynb')):
+        rel = nb.relative_to(proc).as_posix()
+        if '.ipynb_checkpoints' in rel: continue
+        text = nb.read_text(encoding='utf-8')
+        if '"application/vnd.plotly.v1+json"' in text: bad.append(f'{rel}: a figure left as plotly JSON')
+        figs = _figure_html(nb)
+        if not figs: continue
+        with_figs += 1
+        if not figs[0].startswith(PLOTLY_LOADER): bad.append(f'{rel}: the first figure does not load plotly.js')
+        if sum(PLOTLY_LOADER in f for f in figs) != 1: bad.append(f'{rel}: {sum(PLOTLY_LOADER in f for f in figs)} loaders')
+        if any(re.search(r'<script[^>]*\bsrc="https?:', f) for f in figs): bad.append(f'{rel}: a figure fetches a script')
+    assert with_figs >= 20, with_figs
+    assert not bad, '\n'.join(bad)
+
+
 # --- item 3: every page in a real browser -------------------------------------------------------------------------
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -206,11 +231,17 @@ _IDS_AND_LINKS = """() => [Array.from(document.querySelectorAll('[id]'), e => e.
                      Array.from(document.querySelectorAll('a[href]'), a => a.href)]"""
 
 
-def test_every_page_in_chromium(site):
-    "Open every page: no console error, page error or failed request; figures drawn; maths typeset; links resolve."
+def _browser():
+    "playwright's sync API and Debian's chromium, or a skip saying what is missing."
     sync_api = pytest.importorskip('playwright.sync_api', reason='the browser test needs the playwright package (a dev requirement)')
     chromium = shutil.which('chromium') or ('/usr/bin/chromium' if Path('/usr/bin/chromium').exists() else None)
     if chromium is None: pytest.skip('the browser test needs Debian\'s chromium (apt-get install chromium); .ci/run installs it')
+    return sync_api, chromium
+
+
+def test_every_page_in_chromium(site):
+    "Open every page: no console error, page error or failed request; figures drawn; maths typeset; links resolve."
+    sync_api, chromium = _browser()
     pages = sorted(_pages(site).values())
     shots = site / '_screenshots'
     shots.mkdir(exist_ok=True)
@@ -257,3 +288,34 @@ def test_every_page_in_chromium(site):
     assert not errors, f'{len(errors)} problems in {len(pages)} pages:\n' + '\n'.join(errors[:200])
     assert figures >= 50 and maths >= 100, (figures, maths)
     assert (shots / 'index.png').stat().st_size > 10_000 and (shots / 'models_cvt.png').stat().st_size > 10_000
+
+
+def test_a_page_laid_out_as_quarto_writes_it_draws_its_figures(site, tmp_path):
+    """Quarto is not installed here, so this is the part of its site that is ours: a page one folder deep, with the
+    `quarto:offset` tag Quarto writes into each page and plotly.js at the site root (the `resources` entry), holding
+    the processed figures of a real notebook. The loader must fetch plotly.js from the root and every figure draw."""
+    sync_api, chromium = _browser()
+    proc = ROOT / '_proc'
+    figs = _figure_html(proc / 'analysis' / '02_gradcam.ipynb')
+    assert len(figs) >= 3, len(figs)
+    shutil.copy2(proc / PLOTLY_JS, tmp_path / PLOTLY_JS)
+    (tmp_path / 'analysis').mkdir()
+    (tmp_path / 'analysis' / 'gradcam.html').write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="quarto:offset" content="../"><title>t</title>'
+        '<link rel="icon" href="data:,"></head>'
+        '<body>' + ''.join(f'<div class="cell-output-display">{f}</div>' for f in figs) + '</body></html>', encoding='utf-8')
+    errors, fetched = [], []
+    with _serve(tmp_path) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={'width': 1400, 'height': 900})
+        page.on('console', lambda m: m.type == 'error' and errors.append(f'console error: {m.text}'))
+        page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
+        page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
+        page.on('response', lambda r: (fetched.append(r.url[len(base):]), r.status >= 400 and errors.append(f'HTTP {r.status}: {r.url}')))
+        page.goto(base + 'analysis/gradcam.html', wait_until='load')
+        page.wait_for_function(f'() => ({_FIGURE_AREAS})().every(a => a > 0)', timeout=30_000)
+        areas = page.evaluate(_FIGURE_AREAS)
+        browser.close()
+    assert not errors, errors
+    assert fetched.count(PLOTLY_JS) == 1, fetched
+    assert len(areas) == len(figs) and all(a > 0 for a in areas), areas

@@ -61,6 +61,30 @@ def test_notebook_template_rules(nb):
     assert any(c.get('outputs') for c in code), f'{nb.name} has no stored outputs: execute it before committing'
 
 
+NB_MAX_BYTES, OUTPUT_MAX_BYTES = 1_000_000, 400_000
+_PLOTLY = 'application/vnd.plotly.v1+json'
+
+
+@pytest.mark.parametrize('nb', NBS, ids=lambda p: str(p.relative_to(ROOT / 'nbs')))
+def test_stored_outputs_are_curated(nb):
+    """Stored outputs stay small and reviewable: a notebook under 1 MB, an output under 400 KB, each plotly figure
+    stored once (its JSON; the docs build makes the HTML), no library inlined and nothing fetched from the network."""
+    size = nb.stat().st_size
+    assert size <= NB_MAX_BYTES, f'{nb.name} is {size:,} bytes (limit {NB_MAX_BYTES:,}): its stored outputs need curating'
+    bad = []
+    for i, c in enumerate(_cells(nb)):
+        for o in c.get('outputs', []):
+            data = o.get('data', {})
+            n = len(json.dumps(o))
+            if n > OUTPUT_MAX_BYTES: bad.append(f'cell {i}: an output of {n:,} bytes')
+            if _PLOTLY in data and 'text/html' in data: bad.append(f'cell {i}: a plotly figure stored twice (JSON and HTML)')
+            h = data.get('text/html', '')
+            h = ''.join(h) if isinstance(h, list) else h
+            if 'plotly.js v' in h or 'window.PlotlyConfig' in h: bad.append(f'cell {i}: plotly.js inlined in an output')
+            if re.search(r'<script[^>]*\bsrc="(?:https?:)?//', h): bad.append(f'cell {i}: an output fetches a script')
+    assert not bad, f'{nb.name}:\n' + '\n'.join(bad)
+
+
 def _notebook_of(module_name):
     return ROOT / 'nbs' / module_notebook(module_name)
 

@@ -66,7 +66,7 @@ class RecipeConfig(BaseModel):
     model_config = ConfigDict(extra='allow', validate_default=True)
     name: str = Field('baseline', description='a registered recipe (`vitlab list recipes`)')
     epochs: int = Field(10, ge=1, le=100_000, description='number of training epochs (ignored when time_budget is set)')
-    time_budget: float|None = Field(None, gt=0, description="train for about this long instead: seconds, or a string such as '90s', '5m', '1.5h'; converted to a number of epochs by timing a few batches, recorded in the run's config")
+    time_budget: float|None = Field(None, gt=0, description="train for about this long instead: seconds, or a string such as '90s', '5m', '1.5h'; converted to a number of optimizer steps by timing a few batches (the last epoch may be partial), recorded in the run's run.json")
     batch_size: int = Field(128, ge=1, le=65_536, description='global batch size (split across processes when distributed)')
     lr: float = Field(1e-3, gt=0, le=10, description='peak learning rate')
     optimizer: str = Field('adamw', description='a registered optimizer: adamw, adam, sgd, lamb, radam, ...')

@@ -541,22 +541,10 @@ def catalogue_markdown(cc: pd.DataFrame) -> str:
 
 # %% ../nbs/00_core.ipynb #e541630f
 def setup_plotly(force: bool = False) -> str|None:
-    "Register vitlab's plotly renderer and make it the default inside a notebook kernel (or if `force`)."
-    try:
-        import plotly.io as pio
-        from plotly.io._base_renderers import MimetypeRenderer
+    "Make plotly's JSON mime bundle the one stored form of a figure inside a notebook kernel (or if `force`); None without plotly."
+    try: import plotly.io as pio
     except ImportError: return None
-
-    class SnippetRenderer(MimetypeRenderer):
-        "A figure as an HTML `div` and its `Plotly.newPlot` call: no plotly.js and no MathJax script (the page has them)."
-        def to_mimebundle(self, fig_dict):
-            return {'text/html': pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                                             default_width='100%', default_height=525, validate=False)}
-
-    pio.renderers['vitlab_html'] = SnippetRenderer()
-    in_kernel = 'ipykernel' in sys.modules or 'execnb' in sys.modules
-    if force or in_kernel:
-        pio.renderers.default = 'plotly_mimetype+vitlab_html'
+    if force or 'ipykernel' in sys.modules or 'execnb' in sys.modules: pio.renderers.default = 'plotly_mimetype'
     return pio.renderers.default
 
 if 'ipykernel' in sys.modules or 'execnb' in sys.modules: setup_plotly()   # plotly is imported only where it is used

@@ -13,11 +13,12 @@ from urllib.parse import unquote
 from fastcore.script import call_parse
 
 # %% auto #0
-__all__ = ['COURSE', 'SITE_LIBS', 'notebook_to_markdown', 'repo_root', 'render_readme', 'write_readme', 'nbs_dir',
-           'doc_notebooks', 'notebook_title', 'course', 'course_sidebar', 'sidebar_yaml', 'write_sidebar',
-           'sidebar_hrefs', 'sidebar_problems', 'process_docs', 'pandoc_link_attrs', 'prepare_notebook', 'pandoc_slug',
-           'site_href', 'site_config', 'site_context', 'render_page', 'mathjax_file', 'write_assets', 'build_site',
-           'site_problems', 'vitlab_site', 'vitlab_sidebar']
+__all__ = ['COURSE', 'SITE_LIBS', 'PLOTLY_JS', 'PLOTLY_LOADER', 'notebook_to_markdown', 'repo_root', 'render_readme',
+           'write_readme', 'nbs_dir', 'doc_notebooks', 'notebook_title', 'course', 'course_sidebar', 'sidebar_yaml',
+           'write_sidebar', 'sidebar_hrefs', 'sidebar_problems', 'process_docs', 'write_plotly_js', 'PlotlySnippets',
+           'pandoc_link_attrs', 'prepare_notebook', 'pandoc_slug', 'site_href', 'site_config', 'site_context',
+           'render_page', 'mathjax_file', 'write_assets', 'build_site', 'site_problems', 'vitlab_site',
+           'vitlab_sidebar']
 
 # %% ../nbs/07_docs.ipynb #27e2a648
 _DIRECTIVE = re.compile(r'^\s*#\|\s*(.*?)\s*$')
@@ -230,6 +231,41 @@ def _plotly_html(fig: dict) -> str:
     import plotly.io as pio
     return pio.to_html(fig, include_plotlyjs=False, include_mathjax=False, full_html=False, validate=False,
                        default_width='100%', default_height=525)
+
+PLOTLY_JS = 'plotly.min.js'
+PLOTLY_LOADER = """<script>if (!window.Plotly) {
+  const offset = document.querySelector('meta[name="quarto:offset"]');
+  document.write('<script src="' + (offset ? offset.content : './') + '%s" charset="utf-8"><\\/script>');
+}</script>
+""" % PLOTLY_JS
+
+def write_plotly_js(folder: str|Path) -> Path:
+    "plotly.py's bundled plotly.js as `folder/plotly.min.js` (written whole or not at all: parallel workers may race)."
+    import plotly.offline
+    dest = Path(folder) / PLOTLY_JS
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix='.tmp')
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(plotly.offline.get_plotlyjs())
+        os.replace(tmp, dest)
+    return dest
+
+class PlotlySnippets:
+    "nbdev processor (settings.ini `procs`): stored plotly figures become HTML snippets; the page's first one loads plotly.js."
+    def __init__(self, nb, proc_dir: str|Path|None = None): self.nb, self.proc_dir, self.figures = nb, proc_dir, 0
+    def __call__(self, cell):
+        if cell.cell_type != 'code': return
+        for o in cell.get('outputs', []):
+            data = o.get('data', {})
+            if _PLOTLY not in data: continue
+            data['text/html'] = (PLOTLY_LOADER if not self.figures else '') + _plotly_html(data.pop(_PLOTLY))
+            self.figures += 1
+    def end(self):
+        if not self.figures: return
+        if self.proc_dir is None:
+            from nbdev.config import get_config
+            self.proc_dir = get_config().config_path / '_proc'
+        write_plotly_js(self.proc_dir)
 
 _PANDOC_LINK = re.compile(r'\[([^\]\n]+)\]\(([^)\s]+)\)\{([^}\n]*)\}')
 
@@ -554,6 +590,7 @@ def build_site(root: str|Path|None = None, dest: str|Path|None = None, n_workers
         (dest / SITE_LIBS / 'pages.json').write_text(json.dumps(ctx['pages'], indent=1), encoding='utf-8')
         for p in proc.rglob('*'):
             rel = p.relative_to(proc)
+            if rel.as_posix() == PLOTLY_JS: continue     # Quarto's copy (PlotlySnippets): this site has site_libs/
             if p.is_file() and p.suffix.lower() in _COPY_SUFFIXES and not any(x.startswith('.') for x in rel.parts):
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(p, dest / rel)
         jobs = sorted(((str(proc / nb), nb, str(dest / ctx['pages'][nb]), ctx) for nb in nbs),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experiment.ipynb #bf3b5811
 from __future__ import annotations
-import contextlib, csv, datetime, fcntl, json, os, time
+import contextlib, csv, datetime, fcntl, json, math, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,8 +217,8 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
     "Train, evaluate, compress and analyse one run in its own folder (resuming it if it was interrupted)."
     from vitlab import distributed as D
     from vitlab.data import get_dataloaders
-    from vitlab.train import (CheckpointCallback, MetricsLogger, atomic_save_file, create_recipe, epochs_for_budget,
-                              fit_schedule, read_checkpoint_meta, recipe_learner, resume_fit)
+    from vitlab.train import (CheckpointCallback, MetricsLogger, atomic_save_file, create_recipe, fit_schedule,
+                              read_checkpoint_meta, recipe_learner, resume_fit, steps_for_budget)
     main = D.is_main_process()
     device = D.init_distributed(run.device)
     if run_dir is None: plan = plan_run(exp_dir, run, force) if main else None
@@ -247,21 +247,24 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
                                opt_func=r.optimizer, label_smoothing=r.label_smoothing, grad_clip=r.grad_clip,
                                cbs=cbs, path=run_dir, progress=progress and main, pretrained=run.model.pretrained,
                                **run.model.kwargs)
-        epochs = state.get('epochs')
+        n_iter = len(dls.train)
+        epochs, steps = state.get('epochs'), state.get('steps')   # a resumed run keeps its schedule
         if epochs is None:
-            epochs = epochs_for_budget(learn, r.time_budget) if r.time_budget else r.epochs
-            epochs = D.broadcast_object(epochs)
-        if main: _write_json(run_dir / 'run.json', {**state, 'run_id': run.run_id, 'epochs': epochs, 'status': 'training',
-                                                     'time_budget': r.time_budget, 'resumptions': state.get('resumptions', 0) + (action == 'resume'),
+            steps = D.broadcast_object(steps_for_budget(learn, r.time_budget) if r.time_budget else None)
+            epochs = math.ceil(steps / n_iter) if steps else r.epochs
+        if main: _write_json(run_dir / 'run.json', {**state, 'run_id': run.run_id, 'epochs': epochs, 'steps': steps,
+                                                     'status': 'training', 'time_budget': r.time_budget,
+                                                     'resumptions': state.get('resumptions', 0) + (action == 'resume'),
                                                      'world_size': D.dist_env().world_size})
-        if r.time_budget and 'epochs' not in state: log(f"vitlab: time budget {r.time_budget:.0f} s -> {epochs} epochs")
+        if r.time_budget and 'epochs' not in state:
+            log(f"vitlab: time budget {r.time_budget:.0f} s -> {steps} steps ({steps / n_iter:.2f} epochs of {n_iter})")
         t0 = time.time()
         with D.distributed(learn):
             if action == 'resume':
                 if main: _truncate_metrics(run_dir / 'metrics.csv', read_checkpoint_meta(ckpt)['epoch'])
                 D.barrier()
-                resume_fit(learn, ckpt, epochs, r.lr, r.schedule, r.warmup)
-            else: fit_schedule(learn, epochs, r.lr, r.schedule, r.warmup)
+                resume_fit(learn, ckpt, epochs, r.lr, r.schedule, r.warmup, max_steps=steps)
+            else: fit_schedule(learn, epochs, r.lr, r.schedule, r.warmup, max_steps=steps)
             train_s = time.time() - t0
             model = learn.recipe.final_model(learn)
             learn.model = model   # evaluate what is saved (a recipe may keep, e.g., averaged weights)
@@ -274,10 +277,11 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
         atomic_save_file(model.state_dict(), run_dir / 'model.safetensors')
         n_train = len(dls.train.dataset) if hasattr(dls.train, 'dataset') else None
         base = {'experiment': run.name, 'run_id': run_dir.name, 'model': run.model.name, 'dataset': d.dataset,
-                'seed': run.seed, 'epochs': epochs, **{k: v for k, v in run.point.items()}}
+                'seed': run.seed, 'epochs': round(steps / n_iter, 3) if steps else epochs, **{k: v for k, v in run.point.items()}}
         results = {**base, 'status': 'complete', 'test_loss': round(float(loss), 5), 'test_accuracy': round(float(acc), 5),
                    **cost, 'train_seconds': round(train_s, 1), 'train_images': n_train,
-                   'train_images_per_second': round(n_train * epochs / train_s, 1) if n_train and action == 'new' and train_s > 0 else None,
+                   'steps': steps or epochs * n_iter,
+                   'train_images_per_second': round(n_train * (steps / n_iter if steps else epochs) / train_s, 1) if n_train and action == 'new' and train_s > 0 else None,
                    'resumed': action == 'resume', 'sweep': run.point, 'device': str(device)}
         model.eval()
         stages = run_compression(run, model.cpu() if run.compress else model, dls, input_size, log, run_dir) if run.compress else []

@@ -154,17 +154,19 @@ def capture_attention(model: nn.Module, names: str|Iterable[str]|None = None, de
 
 # %% ../nbs/02_layers.ipynb #2ba1e0f9
 class Mlp(nn.Module):
-    "Two-layer per-token MLP: fc1 -> act -> drop -> norm -> fc2 -> drop."
+    """Two-layer per-token MLP: fc1 -> act -> drop -> norm -> fc2 -> drop. On tokens (..., C), or with `use_conv` on
+    channels-first maps (B, C, H, W) through 1x1 convolutions (the same parameters, shaped (out, in, 1, 1))."""
     def __init__(self, in_features, hidden_features=None, out_features=None, act_layer=nn.GELU, norm_layer=None,
-                 bias=True, drop=0.):
+                 bias=True, drop=0., use_conv: bool = False):
         super().__init__()
         out_features = out_features or in_features
         hidden_features = hidden_features or in_features
-        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
+        linear = partial(nn.Conv2d, kernel_size=1) if use_conv else nn.Linear
+        self.fc1 = linear(in_features, hidden_features, bias=bias)
         self.act = act_layer()
         self.drop1 = nn.Dropout(drop)
         self.norm = norm_layer(hidden_features) if norm_layer is not None else nn.Identity()
-        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
+        self.fc2 = linear(hidden_features, out_features, bias=bias)
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x):

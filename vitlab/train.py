@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #45147a20
 from __future__ import annotations
-import csv, json, os, random, time
+import csv, json, math, os, random, time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import fastai.callback.schedule  # adds Learner.fit_one_cycle and lr_find
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, SchedNo, combine_scheds
 from fastai.callback.training import GradientClip
 from fastai.callback.progress import ProgressCallback
@@ -32,8 +32,8 @@ from .models import create_model
 __all__ = ['SCHEDULES', 'adamw', 'adam', 'sgd', 'lamb', 'radam', 'get_optimizer', 'no_decay_names', 'VitLearner', 'SimpleCNN',
            'bare_model', 'atomic_save_file', 'StatefulCallback', 'stateful_callbacks', 'save_checkpoint',
            'read_checkpoint_meta', 'load_checkpoint', 'MetricsLogger', 'CheckpointCallback', 'vit_learner',
-           'lr_schedule', 'fit_schedule', 'resume_fit', 'SoftTargetCrossEntropy', 'Recipe', 'Baseline',
-           'ComposedRecipe', 'create_recipe', 'recipe_learner', 'epochs_for_budget']
+           'lr_schedule', 'StepLimit', 'fit_schedule', 'resume_fit', 'SoftTargetCrossEntropy', 'Recipe', 'Baseline',
+           'ComposedRecipe', 'create_recipe', 'recipe_learner', 'steps_for_budget', 'epochs_for_budget']
 
 # %% ../nbs/03_train.ipynb #d1d3ae77
 @register_optimizer(name='adamw', tags=('fastai',))
@@ -312,18 +312,49 @@ def lr_schedule(schedule: str, lr: float, warmup: float = 0.25):
     main = {'cosine': SchedCos(lr, 0.), 'linear': SchedLin(lr, 0.), 'constant': SchedNo(lr, lr)}[schedule]
     return combine_scheds([warmup, 1 - warmup], [SchedLin(0., lr), main]) if warmup > 0 else main
 
+class StepLimit(Callback):
+    """Stop training after `total_steps` optimizer steps, with every schedule spanning exactly those steps: fastai's
+    training progress `pct_train` is counted in steps of `total_steps`. The epoch in which the limit falls ends early
+    and is still validated, logged and checkpointed like any other."""
+    order = 100   # after the callbacks that record the batch (Recorder, MetricsLogger) and after TrainEvalCallback
+    def __init__(self, total_steps: int):
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+        self.total_steps = total_steps
+    def _done(self, done: int): self.learn.pct_train = min(done / self.total_steps, 1.)
+    def before_train(self): self._done(self.epoch * len(self.dls.train))   # also where a resumed run starts
+    def after_batch(self):
+        if not self.training: return
+        done = self.epoch * len(self.dls.train) + self.iter + 1
+        self._done(done)
+        if done >= self.total_steps:
+            self._stopped = True
+            raise CancelTrainException()
+    def before_epoch(self): self._stopped = False
+    def after_cancel_train(self):
+        # fastai's Recorder drops the training loss of a cancelled epoch; this one was trained, only shorter
+        if self._stopped and hasattr(self.learn, 'recorder'): self.learn.recorder.cancel_train = False
+
 def fit_schedule(learn: Learner, n_epoch: int, lr: float, schedule: str = 'one_cycle', warmup: float = 0.25,
-                 start_epoch: int = 0, cbs=None):
-    "Train `learn` for `n_epoch` epochs with peak rate `lr` under `schedule`, starting at `start_epoch`."
+                 start_epoch: int = 0, cbs=None, max_steps: int|None = None):
+    """Train `learn` for `n_epoch` epochs with peak rate `lr` under `schedule`, starting at `start_epoch`; with
+    `max_steps`, stop after that many optimizer steps (the schedule spans them; the last epoch may be partial)."""
+    cbs = L(cbs)
+    if max_steps is not None:
+        n_iter = len(learn.dls.train)
+        if max_steps > n_epoch * n_iter:
+            raise ValueError(f"max_steps={max_steps} is more than {n_epoch} epochs of {n_iter} steps; "
+                             f"use n_epoch={math.ceil(max_steps / n_iter)}")
+        if max_steps < n_epoch * n_iter: cbs = cbs + [StepLimit(max_steps)]
     if schedule == 'one_cycle':
         return learn.fit_one_cycle(n_epoch, lr, pct_start=max(warmup, 1e-3), start_epoch=start_epoch, cbs=cbs)
     sched = ParamScheduler({'lr': lr_schedule(schedule, lr, warmup)})
-    return learn.fit(n_epoch, lr, cbs=L(cbs) + [sched], start_epoch=start_epoch)
+    return learn.fit(n_epoch, lr, cbs=cbs + [sched], start_epoch=start_epoch)
 
 # %% ../nbs/03_train.ipynb #80c3463c
 def resume_fit(learn: Learner, checkpoint: str|Path, n_epoch: int, lr_max: float|None = None,
                schedule: str = 'one_cycle', warmup: float = 0.25, **kwargs) -> dict:
-    "Continue `fit_schedule(learn, n_epoch, lr_max, schedule, warmup)` from a `last.safetensors` checkpoint; returns its metadata."
+    "Continue `fit_schedule(learn, n_epoch, lr_max, schedule, warmup, **kwargs)` from a `last.safetensors` checkpoint; returns its metadata."
     meta = load_checkpoint(learn, checkpoint)
     done = meta['epoch'] + 1
     if done >= n_epoch:
@@ -472,10 +503,9 @@ def recipe_learner(dls, model: str|nn.Module, recipe: Recipe|str = 'baseline', l
     return learn
 
 # %% ../nbs/03_train.ipynb #4c77cf56
-def epochs_for_budget(learn: Learner, seconds: float, n_batches: int = 6, max_epochs: int = 10_000) -> int:
-    "How many epochs of `learn` fit in `seconds`, measured on a copy of the model (no state of `learn` changes)."
+def _step_seconds(learn: Learner, n_batches: int = 6) -> tuple[float, float]:
+    "(seconds per training step, seconds per validation pass) of `learn`, timed on a copy of the model."
     import copy
-    if seconds <= 0: raise ValueError(f"the time budget must be positive, got {seconds}")
     dl = learn.dls.train
     state, dl_state = rng_state(), (dl.rng.getstate() if hasattr(dl, 'rng') else None)
     model = copy.deepcopy(learn.model).train()
@@ -493,5 +523,22 @@ def epochs_for_budget(learn: Learner, seconds: float, n_batches: int = 6, max_ep
         set_rng_state(state)
         if dl_state is not None: dl.rng.setstate(dl_state)
     per_batch = float(np.median(times[1:] if len(times) > 1 else times))   # the first step pays one-off costs
-    epoch_s = per_batch * len(dl) + per_batch / 3 * len(learn.dls.valid)  # a forward pass is about a third of a step
-    return int(max(1, min(max_epochs, seconds // epoch_s)))
+    return per_batch, per_batch / 3 * len(learn.dls.valid)                # a forward pass is about a third of a step
+
+def _check_budget(seconds):
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
+        raise ValueError(f"the time budget must be a positive number of seconds, got {seconds!r}")
+
+def steps_for_budget(learn: Learner, seconds: float, n_batches: int = 6, max_steps: int = 10_000_000) -> int:
+    "How many optimizer steps of `learn`, with a validation pass after each epoch, fit in `seconds` (at least one)."
+    _check_budget(seconds)
+    step_s, valid_s = _step_seconds(learn, n_batches)
+    n_iter = len(learn.dls.train)
+    steps = (seconds - valid_s) / (step_s + valid_s / n_iter)    # one validation per epoch started, the last included
+    return int(max(1, min(max_steps, steps)))
+
+def epochs_for_budget(learn: Learner, seconds: float, n_batches: int = 6, max_epochs: int = 10_000) -> int:
+    "How many whole epochs of `learn` fit in `seconds` (at least one), measured on a copy of the model (no state of `learn` changes)."
+    _check_budget(seconds)
+    step_s, valid_s = _step_seconds(learn, n_batches)
+    return int(max(1, min(max_epochs, seconds // (step_s * len(learn.dls.train) + valid_s))))

@@ -31,7 +31,7 @@ from ..models.volo import VOLO, Downsample
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'map_spec', 'tokens_to_map', 'find_layer', 'default_cam_layer', 'layer_gradients', 'cam_from', 'scale_cam',
-           'grad_cam', 'cam_figure', 'map_entropy', 'top_mass', 'GradCAM']
+           'grad_cam', 'heat_cells', 'cam_figure', 'map_entropy', 'top_mass', 'GradCAM']
 
 # %% ../../nbs/analysis/02_gradcam.ipynb #7a422aa5
 LAYOUTS = ('auto', 'tokens', 'NCHW', 'NHWC')
@@ -264,9 +264,21 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer: str|None = N
     return scale_cam(cam_from(r['activations'], r['gradients']), x.shape[-2:]).to(x.device)
 
 # %% ../../nbs/analysis/02_gradcam.ipynb #9a4dca1f
+def heat_cells(heat: torch.Tensor, max_side: int|None = 16) -> tuple[torch.Tensor, tuple[float, float]]:
+    "A (H, W) map averaged over blocks to at most `max_side` cells a side (None: as is), and the pixels (h, w) a cell covers."
+    if max_side is not None and max_side < 1: raise ValueError(f"max_side must be a positive number of cells or None, got {max_side!r}")
+    H, W = heat.shape[-2:]
+    f = 1 if max_side is None else math.ceil(max(H, W) / max_side)
+    if f == 1: return heat, (1., 1.)
+    h, w = math.ceil(H / f), math.ceil(W / f)
+    return F.adaptive_avg_pool2d(heat[None, None].float(), (h, w))[0, 0], (H / h, W / w)
+
 def cam_figure(images: torch.Tensor, maps: dict[str, torch.Tensor]|torch.Tensor, titles: list[str]|None = None,
-               title: str|None = None, opacity: float = .5, show_images: bool = True) -> go.Figure:
-    "Maps (N, H, W) in [0, 1] over their `images` (N, C, H, W): one column per image, one row per entry of `maps`."
+               title: str|None = None, opacity: float = .5, show_images: bool = True, heat_side: int|None = 16) -> go.Figure:
+    """Maps (N, H, W) in [0, 1] over their `images` (N, C, H, W): one column per image, one row per entry of `maps`.
+    Each map is drawn with at most `heat_side` cells a side (block averages, smoothed by plotly; None: every pixel):
+    a panel is about 150 px wide, and Grad-CAM's own grid is coarser still (7x7 for the lab's models at 28x28, 14x14
+    for ViT-B/16 at 224), so finer maps only make the stored figure larger."""
     maps = {'Grad-CAM': maps} if torch.is_tensor(maps) else dict(maps)
     images = _plain(images).detach().cpu().float()
     n = len(images)
@@ -284,8 +296,9 @@ def cam_figure(images: torch.Tensor, maps: dict[str, torch.Tensor]|torch.Tensor,
     for i, v in enumerate(maps.values()):
         for j in range(n):
             fig.add_trace(image_trace(rgb[j]), row=r0 + i, col=j + 1)
-            fig.add_trace(heat_trace(v[j].detach().cpu().float(), (1., 1.), opacity, zmin=0, zmax=1,
-                                      showscale=i == 0 and j == n - 1, colorbar=dict(title='Grad-CAM')),
+            heat, pixel = heat_cells(v[j].detach().cpu().float(), heat_side)
+            fig.add_trace(heat_trace(heat, pixel, opacity, zmin=0, zmax=1, zsmooth='best' if pixel != (1., 1.) else False,
+                                     showscale=i == 0 and j == n - 1, colorbar=dict(title='Grad-CAM')),
                           row=r0 + i, col=j + 1)
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     fig.update_layout(title=title, template='plotly_white', width=150 * n + 160, height=150 * len(labels) + 90,

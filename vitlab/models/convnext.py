@@ -57,33 +57,40 @@ class ConvNeXtDownsample(nn.Sequential):
 
 # %% ../../nbs/models/21_convnext.ipynb #40ef03a4
 class ConvNeXtBlock(nn.Module):
-    "ConvNeXt block on (B, C, H, W): depthwise conv -> (channels-last) LayerNorm -> MLP -> layer scale, + residual."
+    """ConvNeXt block on (B, C, H, W): depthwise conv -> LayerNorm -> MLP -> layer scale, + residual. The MLP runs
+    channels-last on linear layers, or with `conv_mlp` channels-first on 1x1 convolutions (timm's small variants)."""
     def __init__(self, dim: int, kernel_size: int = 7, mlp_ratio: float = 4., ls_init_value: float|None = 1e-6,
-                 drop_path: float = 0., act_layer=nn.GELU, eps: float = 1e-6):
+                 drop_path: float = 0., act_layer=nn.GELU, eps: float = 1e-6, conv_mlp: bool = False):
         super().__init__()
+        self.conv_mlp = conv_mlp
         self.conv_dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=act_layer)
+        self.norm = (LayerNorm2d if conv_mlp else nn.LayerNorm)(dim, eps=eps)
+        self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=act_layer, use_conv=conv_mlp)
         self.gamma = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
     def forward(self, x):
         shortcut = x
-        x = self.mlp(self.norm(self.conv_dw(x).permute(0, 2, 3, 1)))
-        if self.gamma is not None: x = x * self.gamma
-        return self.drop_path(x.permute(0, 3, 1, 2)) + shortcut
+        if self.conv_mlp:
+            x = self.mlp(self.norm(self.conv_dw(x)))
+            if self.gamma is not None: x = x * self.gamma[:, None, None]
+        else:
+            x = self.mlp(self.norm(self.conv_dw(x).permute(0, 2, 3, 1)))
+            if self.gamma is not None: x = x * self.gamma
+            x = x.permute(0, 3, 1, 2)
+        return self.drop_path(x) + shortcut
 
 class ConvNeXtStage(nn.Module):
     "One resolution stage: an optional downsampling layer, then `depth` blocks."
     def __init__(self, in_dim: int, out_dim: int, depth: int, downsample: bool = True, kernel_size: int = 7,
                  mlp_ratio: float = 4., ls_init_value: float|None = 1e-6, drop_path_rates=None, eps: float = 1e-6,
-                 act_layer=nn.GELU):
+                 act_layer=nn.GELU, conv_mlp: bool = False):
         super().__init__()
         if not downsample and in_dim != out_dim:
             raise ValueError(f"a stage without downsampling keeps its width: in_dim={in_dim} != out_dim={out_dim}")
         self.downsample = ConvNeXtDownsample(in_dim, out_dim, eps) if downsample else nn.Identity()
         dpr = drop_path_rates or [0.] * depth
-        self.blocks = nn.Sequential(*[ConvNeXtBlock(out_dim, kernel_size, mlp_ratio, ls_init_value, dpr[i], act_layer, eps)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(out_dim, kernel_size, mlp_ratio, ls_init_value, dpr[i], act_layer, eps, conv_mlp)
                                       for i in range(depth)])
 
     def forward(self, x): return self.blocks(self.downsample(x))
@@ -114,7 +121,7 @@ class ConvNeXt(nn.Module):
     def __init__(self, img_size=224, in_chans: int = 3, num_classes: int = 1000, global_pool: Literal['avg', 'max'] = 'avg',
                  depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), kernel_sizes=7, mlp_ratio: float = 4.,
                  ls_init_value: float|None = 1e-6, patch_size: int = 4, head_init_scale: float = 1.,
-                 norm_eps: float = 1e-6, drop_rate: float = 0., drop_path_rate: float = 0.):
+                 norm_eps: float = 1e-6, drop_rate: float = 0., drop_path_rate: float = 0., conv_mlp: bool = False):
         super().__init__()
         _check_pool(global_pool)
         depths, dims = tuple(depths), tuple(dims)
@@ -133,7 +140,7 @@ class ConvNeXt(nn.Module):
         if not 0 <= drop_path_rate < 1: raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.arch_args = dict(img_size=img_size, in_chans=in_chans, num_classes=num_classes, global_pool=global_pool,
                               depths=depths, dims=dims, kernel_sizes=ks, mlp_ratio=mlp_ratio,
-                              ls_init_value=ls_init_value, patch_size=patch_size, norm_eps=norm_eps)
+                              ls_init_value=ls_init_value, patch_size=patch_size, norm_eps=norm_eps, conv_mlp=conv_mlp)
         self.img_size = to_2tuple(img_size)   # recorded only: the network runs at any size
         self.num_classes, self.global_pool, self.patch_size = num_classes, global_pool, patch_size
         self.num_features = dims[-1]
@@ -143,7 +150,8 @@ class ConvNeXt(nn.Module):
         dpr = [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
         self.stages = nn.Sequential(*[
             ConvNeXtStage(dims[max(i - 1, 0)], dims[i], depths[i], downsample=i > 0, kernel_size=ks[i],
-                          mlp_ratio=mlp_ratio, ls_init_value=ls_init_value, drop_path_rates=dpr[i], eps=norm_eps)
+                          mlp_ratio=mlp_ratio, ls_init_value=ls_init_value, drop_path_rates=dpr[i], eps=norm_eps,
+                          conv_mlp=conv_mlp)
             for i in range(len(depths))])
         self.head = NormClassifierHead(self.num_features, num_classes, global_pool, drop_rate, norm_eps)
         self.apply(self._init_weights)
@@ -229,6 +237,7 @@ def checkpoint_filter_fn(state_dict: dict, model: ConvNeXt) -> dict:
                              f"(ConvNeXt V2 GRN, MLP head, head-norm-first or overlapping stem): {k}")
         if k in own:
             if v.ndim == 4 and own[k].ndim == 2 and v.shape[2:] == (1, 1): v = v.flatten(1)   # 1x1 conv MLP -> linear
+            if v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1): v = v[:, :, None, None]   # and back
             if k == 'stem.0.weight' and v.shape[1] != own[k].shape[1]: v = adapt_input_conv(own[k].shape[1], v)
         out[k] = v
     return out
@@ -258,8 +267,8 @@ def convnext_small(pretrained=False, **kwargs):
 
 @register_model(paper=CONVNEXT_PAPER, parity=_BOTH.format('convnext_atto'), default_cfg=_cfg(hf_hub_id='timm/convnext_atto.d2_in1k'))
 def convnext_atto(pretrained=False, **kwargs):
-    "timm's ConvNeXt-atto: depths 2-2-6-2, widths 40-320 (3.7M parameters)."
-    return _create_convnext('convnext_atto', pretrained, **dict(dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)), **kwargs))
+    "timm's ConvNeXt-atto: depths 2-2-6-2, widths 40-320 (3.7M parameters), 1x1-convolution MLPs as in timm."
+    return _create_convnext('convnext_atto', pretrained, **dict(dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320), conv_mlp=True), **kwargs))
 
 MINI_ARGS = dict(patch_size=2, depths=(2, 2, 6), dims=(32, 64, 128))   # the lab-scale ConvNeXt
 
@@ -309,7 +318,7 @@ def parity_reference(model: ConvNeXt, name: str, kind: str = 'timm') -> nn.Modul
         return _randomise_(timm.create_model(name, pretrained=False, in_chans=a['in_chans'], num_classes=a['num_classes'],
                                              global_pool=a['global_pool'], depths=a['depths'], dims=a['dims'],
                                              kernel_sizes=a['kernel_sizes'], ls_init_value=a['ls_init_value'],
-                                             patch_size=a['patch_size'], norm_eps=a['norm_eps']))
+                                             patch_size=a['patch_size'], norm_eps=a['norm_eps'], conv_mlp=a['conv_mlp']))
     if kind == 'hf':
         from transformers import ConvNextConfig, ConvNextForImageClassification
         for cond, why in ((set(a['kernel_sizes']) != {7}, f"kernel_sizes={a['kernel_sizes']} (HF: 7 only)"),
