@@ -239,11 +239,19 @@ PLOTLY_LOADER = """<script>if (!window.Plotly) {
 }</script>
 """ % PLOTLY_JS
 
+def _js_version(path: Path) -> str|None:
+    "The version in plotly.js's banner ('plotly.js v4.1.1'), or None."
+    try:
+        with open(path, encoding='utf-8') as f: m = re.search(r'plotly\.js v(\d+\.\d+\.\d+)', f.read(1000))
+    except OSError: return None
+    return m.group(1) if m else None
+
 def write_plotly_js(folder: str|Path) -> Path:
-    "plotly.py's bundled plotly.js as `folder/plotly.min.js` (written whole or not at all: parallel workers may race)."
+    """plotly.py's bundled plotly.js as `folder/plotly.min.js`, unless that version is there already (written whole or
+    not at all: parallel workers may race)."""
     import plotly.offline
     dest = Path(folder) / PLOTLY_JS
-    if not dest.exists():
+    if _js_version(dest) != plotly.offline.get_plotlyjs_version():
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix='.tmp')
         with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(plotly.offline.get_plotlyjs())
