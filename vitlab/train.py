@@ -33,7 +33,7 @@ __all__ = ['SCHEDULES', 'adamw', 'adam', 'sgd', 'lamb', 'radam', 'get_optimizer'
            'bare_model', 'atomic_save_file', 'StatefulCallback', 'stateful_callbacks', 'save_checkpoint',
            'read_checkpoint_meta', 'load_checkpoint', 'MetricsLogger', 'CheckpointCallback', 'vit_learner',
            'lr_schedule', 'StepLimit', 'fit_schedule', 'resume_fit', 'SoftTargetCrossEntropy', 'Recipe', 'Baseline',
-           'ComposedRecipe', 'create_recipe', 'recipe_learner', 'steps_for_budget', 'epochs_for_budget']
+           'ComposedRecipe', 'create_recipe', 'recipe_learner', 'steps_for_budget']
 
 # %% ../nbs/03_train.ipynb #d1d3ae77
 @register_optimizer(name='adamw', tags=('fastai',))
@@ -536,9 +536,3 @@ def steps_for_budget(learn: Learner, seconds: float, n_batches: int = 6, max_ste
     n_iter = len(learn.dls.train)
     steps = (seconds - valid_s) / (step_s + valid_s / n_iter)    # one validation per epoch started, the last included
     return int(max(1, min(max_steps, steps)))
-
-def epochs_for_budget(learn: Learner, seconds: float, n_batches: int = 6, max_epochs: int = 10_000) -> int:
-    "How many whole epochs of `learn` fit in `seconds` (at least one), measured on a copy of the model (no state of `learn` changes)."
-    _check_budget(seconds)
-    step_s, valid_s = _step_seconds(learn, n_batches)
-    return int(max(1, min(max_epochs, seconds // (step_s * len(learn.dls.train) + valid_s))))
