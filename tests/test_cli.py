@@ -239,3 +239,24 @@ def test_the_record_experiment_keeps_its_limits():
     assert count_params(create_model(spec.name, **spec.kwargs)) <= 500_000
     assert cfg.data.dataset == 'fashion_mnist' and cfg.data.subset is None and cfg.data.img_size is None
     assert cfg.recipe.time_budget is None and cfg.recipe.epochs >= 1   # a fixed schedule, so reruns are comparable
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_and_saves_a_plain_model(tmp_path):
+    "`recipe.compile=true` trains through torch.compile (inductor: a C++ compiler, about a minute) in its own run folder."
+    from safetensors.torch import load_file
+    from vitlab.models import create_model
+    out = tmp_path / 'runs'
+    vitlab('run', 'quickstart', *TINY, 'recipe.compile=true', '--out', str(out), '--no-progress', cwd=tmp_path,
+           check=0, timeout=900)
+    vitlab('run', 'quickstart', *TINY, '--out', str(out), '--no-progress', cwd=tmp_path, check=0)
+    runs = run_dirs(out / 'quickstart')
+    assert len(runs) == 2   # compiling is a run of its own, not a finished one
+    by_compile = {('compile: true' in (r / 'config.yaml').read_text()): r for r in runs}
+    assert set(by_compile) == {True, False}
+    res = {k: json.loads((r / 'results.json').read_text()) for k, r in by_compile.items()}
+    assert res[True]['status'] == 'complete' and res[True]['throughput'] > 0 and res[True]['flops'] == res[False]['flops']
+    # the same initialisation and batches: compiled training ends close to eager training
+    assert abs(res[True]['test_accuracy'] - res[False]['test_accuracy']) <= 0.05, (res[True], res[False])
+    m = create_model('vit_mini_patch7_28', num_classes=10, in_chans=1, img_size=28, embed_dim=32, depth=2, num_heads=2)
+    m.load_state_dict(load_file(by_compile[True] / 'model.safetensors'))   # plain parameter names

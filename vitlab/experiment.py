@@ -218,7 +218,7 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
     from vitlab import distributed as D
     from vitlab.data import get_dataloaders
     from vitlab.train import (CheckpointCallback, MetricsLogger, atomic_save_file, create_recipe, fit_schedule,
-                              read_checkpoint_meta, recipe_learner, resume_fit, steps_for_budget)
+                              read_checkpoint_meta, recipe_learner, resume_fit, steps_for_budget, uncompile)
     main = D.is_main_process()
     device = D.init_distributed(run.device)
     if run_dir is None: plan = plan_run(exp_dir, run, force) if main else None
@@ -246,7 +246,7 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
         learn = recipe_learner(dls, run.model.name, create_recipe(r.name, **r.options), lr=r.lr, wd=r.weight_decay,
                                opt_func=r.optimizer, label_smoothing=r.label_smoothing, grad_clip=r.grad_clip,
                                cbs=cbs, path=run_dir, progress=progress and main, pretrained=run.model.pretrained,
-                               **run.model.kwargs)
+                               compile=r.compile, **run.model.kwargs)
         n_iter = len(dls.train)
         epochs, steps = state.get('epochs'), state.get('steps')   # a resumed run keeps its schedule
         if epochs is None:
@@ -266,7 +266,7 @@ def run_one(run: RunConfig, exp_dir: Path, force: bool = False, progress: bool =
                 resume_fit(learn, ckpt, epochs, r.lr, r.schedule, r.warmup, max_steps=steps)
             else: fit_schedule(learn, epochs, r.lr, r.schedule, r.warmup, max_steps=steps)
             train_s = time.time() - t0
-            model = learn.recipe.final_model(learn)
+            model = uncompile(learn.recipe.final_model(learn))   # measured and saved as the plain module it is
             learn.model = model   # evaluate what is saved (a recipe may keep, e.g., averaged weights)
             loss, acc = learn.validate(dl=dls.valid)   # every process takes part: fastai gathers across processes
         if not main:

@@ -31,9 +31,9 @@ from .models import create_model
 # %% auto #0
 __all__ = ['SCHEDULES', 'adamw', 'adam', 'sgd', 'lamb', 'radam', 'get_optimizer', 'no_decay_names', 'VitLearner', 'SimpleCNN',
            'bare_model', 'atomic_save_file', 'StatefulCallback', 'stateful_callbacks', 'save_checkpoint',
-           'read_checkpoint_meta', 'load_checkpoint', 'MetricsLogger', 'CheckpointCallback', 'vit_learner',
+           'read_checkpoint_meta', 'load_checkpoint', 'MetricsLogger', 'CheckpointCallback', 'vit_learner', 'uncompile',
            'lr_schedule', 'StepLimit', 'fit_schedule', 'resume_fit', 'SoftTargetCrossEntropy', 'Recipe', 'Baseline',
-           'ComposedRecipe', 'create_recipe', 'recipe_learner', 'steps_for_budget']
+           'ComposedRecipe', 'create_recipe', 'recipe_learner', 'FlipTTA', 'steps_for_budget']
 
 # %% ../nbs/03_train.ipynb #d1d3ae77
 @register_optimizer(name='adamw', tags=('fastai',))
@@ -282,8 +282,11 @@ class CheckpointCallback(Callback):
 # %% ../nbs/03_train.ipynb #8aa618af
 def vit_learner(dls, model: str|nn.Module, pretrained: bool|str = False, lr: float = 1e-3, wd: float = 0.05,
                 opt_func: str|Callable = 'adamw', label_smoothing: float = 0.1, loss_func=None, metrics=None,
-                cbs=None, path: str|Path|None = None, progress: bool = True, **model_kwargs) -> VitLearner:
+                cbs=None, path: str|Path|None = None, progress: bool = True, compile: bool|dict = False,
+                **model_kwargs) -> VitLearner:
     "A `VitLearner` for `model` (a registered name or a module) on `dls`, with ViT training defaults."
+    if not isinstance(compile, (bool, dict)):
+        raise TypeError(f"compile must be True, False or a dict of torch.compile options; got {compile!r}")
     if isinstance(model, str):
         kw = dict(num_classes=dls.c, in_chans=dls.n_channels, img_size=dls.img_size)
         model = create_model(model, pretrained=pretrained, **{**kw, **model_kwargs})
@@ -300,7 +303,14 @@ def vit_learner(dls, model: str|nn.Module, pretrained: bool|str = False, lr: flo
     learn = VitLearner(dls, model, loss_func=loss_func, opt_func=get_optimizer(opt_func), lr=lr, wd=wd,
                        metrics=accuracy if metrics is None else metrics, cbs=cbs, path=path or '.')
     if not progress: learn.remove_cb(ProgressCallback)
+    if compile is not False: model.compile(**({} if compile is True else compile))
     return learn
+
+def uncompile(model: nn.Module) -> nn.Module:
+    "Undo `nn.Module.compile` on `model` and its submodules, in place: they run eagerly again (weights untouched)."
+    for m in model.modules():
+        if m.__dict__.get('_compiled_call_impl') is not None: m._compiled_call_impl = None
+    return model
 
 # %% ../nbs/03_train.ipynb #7c2d4593
 SCHEDULES = ('one_cycle', 'cosine', 'linear', 'constant')
@@ -480,7 +490,8 @@ def create_recipe(name: str, **options) -> Recipe:
 
 def recipe_learner(dls, model: str|nn.Module, recipe: Recipe|str = 'baseline', lr: float = 1e-3, wd: float = 0.05,
                    opt_func: str|Callable = 'adamw', label_smoothing: float = 0.1, grad_clip: float|None = None,
-                   cbs=None, path=None, progress: bool = True, pretrained: bool|str = False, **model_kwargs) -> VitLearner:
+                   cbs=None, path=None, progress: bool = True, pretrained: bool|str = False, compile: bool|dict = False,
+                   **model_kwargs) -> VitLearner:
     "`vit_learner` with `recipe`'s model arguments, loss, optimizer, parameter groups, callbacks and adjustments."
     if isinstance(recipe, str): recipe = create_recipe(recipe)
     rkw = recipe.model_kwargs()
@@ -491,7 +502,7 @@ def recipe_learner(dls, model: str|nn.Module, recipe: Recipe|str = 'baseline', l
     loss = recipe.loss_func(dls, SoftTargetCrossEntropy(label_smoothing))
     learn = vit_learner(dls, model, pretrained=pretrained, lr=lr, wd=wd, opt_func=recipe.opt_func(get_optimizer(opt_func)),
                         label_smoothing=label_smoothing, loss_func=loss, cbs=list(cbs), path=path, progress=progress,
-                        **model_kwargs)
+                        compile=compile, **model_kwargs)
     groups = recipe.param_groups(learn.model)
     if groups is not None:
         n, seen = sum(1 for p in learn.model.parameters() if p.requires_grad), {id(p) for g in groups for p in g}
@@ -501,6 +512,16 @@ def recipe_learner(dls, model: str|nn.Module, recipe: Recipe|str = 'baseline', l
     learn.recipe = recipe
     recipe.prepare(learn)
     return learn
+
+# %% ../nbs/03_train.ipynb #ba14135b
+class FlipTTA(nn.Module):
+    "Test-time augmentation: log of the mean class probabilities of the image and its left-right mirror."
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+    def forward(self, x):
+        p = self.model(x).softmax(-1) + self.model(x.flip(-1)).softmax(-1)
+        return (p / 2).log()
 
 # %% ../nbs/03_train.ipynb #4c77cf56
 def _step_seconds(learn: Learner, n_batches: int = 6) -> tuple[float, float]:
