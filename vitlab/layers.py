@@ -12,13 +12,14 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules import module as _module
 
 # %% auto #0
-__all__ = ['to_2tuple', 'PatchEmbed', 'use_fused_attn', 'ObservableAttention', 'Attention', 'attention_modules',
-           'capture_attention', 'Mlp', 'drop_path', 'DropPath', 'LayerScale', 'Block', 'resample_abs_pos_embed',
-           'sincos_2d_pos_embed', 'init_weights_vit', 'per_stage', 'stage_drop_path_rates', 'LayerNorm2d',
-           'ConvPatchEmbed', 'window_partition', 'window_reverse', 'relative_position_index', 'WindowAttention',
-           'PatchMerging', 'SpatialReductionAttention']
+__all__ = ['to_2tuple', 'PatchEmbed', 'onednn_linear_enabled', 'onednn_linear', 'uses_onednn', 'run_linear', 'use_fused_attn',
+           'ObservableAttention', 'Attention', 'attention_modules', 'capture_attention', 'Mlp', 'drop_path', 'DropPath',
+           'LayerScale', 'Block', 'resample_abs_pos_embed', 'sincos_2d_pos_embed', 'init_weights_vit', 'per_stage',
+           'stage_drop_path_rates', 'LayerNorm2d', 'ConvPatchEmbed', 'window_partition', 'window_reverse',
+           'relative_position_index', 'WindowAttention', 'PatchMerging', 'SpatialReductionAttention']
 
 # %% ../nbs/02_layers.ipynb #9a612f8d
 def to_2tuple(x) -> tuple:
@@ -62,6 +63,108 @@ class PatchEmbed(nn.Module):
     def dynamic_feat_size(self, img_size) -> tuple:
         "The patch grid for an input of `img_size`."
         return tuple(math.ceil(s / p) for s, p in zip(to_2tuple(img_size), self.patch_size))
+
+# %% ../nbs/02_layers.ipynb #6ddd582d
+_onednn_lp = getattr(torch.ops.mkldnn, '_linear_pointwise', None) if torch.backends.mkldnn.is_available() else None
+
+def _env_min_rows() -> int:
+    v = os.environ.get('VITLAB_ONEDNN_MIN_ROWS', '1024')
+    try: n = int(v)
+    except ValueError: n = 0
+    if n < 1: raise ValueError(f"VITLAB_ONEDNN_MIN_ROWS must be a whole number >= 1, got {v!r}")
+    return n
+
+_ONEDNN = {'enabled': _onednn_lp is not None and os.environ.get('VITLAB_ONEDNN_LINEAR', '1') not in ('0', 'false', 'False'),
+           'min_rows': _env_min_rows()}
+
+def onednn_linear_enabled() -> bool:
+    "Whether `run_linear` may use oneDNN (a oneDNN build of PyTorch, and not switched off)."
+    return _ONEDNN['enabled']
+
+@contextmanager
+def onednn_linear(enabled: bool = True, min_rows: int|None = None):
+    "Switch `run_linear`'s oneDNN path on or off (and set its row threshold) inside a `with` block."
+    if not isinstance(enabled, bool): raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    if enabled and _onednn_lp is None:
+        raise RuntimeError("this PyTorch build has no oneDNN linear kernel (torch.backends.mkldnn.is_available() is "
+                           "False, or torch.ops.mkldnn._linear_pointwise is missing)")
+    if min_rows is not None and (isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1):
+        raise ValueError(f"min_rows must be a whole number >= 1, got {min_rows!r}")
+    old = dict(_ONEDNN)
+    _ONEDNN['enabled'] = enabled
+    if min_rows is not None: _ONEDNN['min_rows'] = min_rows
+    try: yield
+    finally: _ONEDNN.update(old)
+
+# %% ../nbs/02_layers.ipynb #adb7f143
+def _hooked(m: nn.Module) -> bool:
+    "Whether calling `m`'s forward directly would skip a hook: its own, or a global module hook."
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                or _module._global_forward_hooks or _module._global_forward_pre_hooks
+                or _module._global_backward_hooks or _module._global_backward_pre_hooks)
+
+def _pointwise_conv(m: nn.Conv2d) -> bool:
+    "Whether `m` is a 1x1 convolution, i.e. a linear map of each pixel's channels."
+    return (m.kernel_size == (1, 1) and m.stride == (1, 1) and m.padding in ((0, 0), 'valid') and m.dilation == (1, 1)
+            and m.groups == 1 and m.padding_mode == 'zeros')
+
+def uses_onednn(m: nn.Module, x: torch.Tensor) -> bool:
+    "Whether `run_linear(m, x)` takes the oneDNN kernel (see the conditions above)."
+    if not _ONEDNN['enabled'] or type(x) is not torch.Tensor: return False     # cheapest tests first
+    if type(m) is nn.Linear:
+        if not (x.dim() >= 2 and x.numel() >= _ONEDNN['min_rows'] * x.shape[-1] and x.is_contiguous()): return False
+    elif type(m) is nn.Conv2d:
+        if not (x.dim() == 4 and x.numel() >= _ONEDNN['min_rows'] * x.shape[1] and _pointwise_conv(m)
+                and x.is_contiguous(memory_format=torch.channels_last)): return False
+    else: return False
+    return (not torch.compiler.is_compiling() and x.dtype is torch.float32 and x.device.type == 'cpu'
+            and m.weight.dtype is torch.float32 and m.weight.is_contiguous() and not _hooked(m)
+            and not torch.is_autocast_enabled('cpu') and not torch.jit.is_tracing()
+            and not torch._C._len_torch_dispatch_stack() and not torch._C._len_torch_function_stack()
+            and not torch._C._are_functorch_transforms_active())
+
+class _OneDNNLinear(torch.autograd.Function):
+    "x @ w.T + b with oneDNN; backward: input gradient on oneDNN, weight and bias gradients with PyTorch's operators."
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_lp(x, weight, bias, 'none', [], '')
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            if torch.is_grad_enabled(): gx = g2 @ w     # create_graph: differentiable operators, so higher derivatives work
+            else: gx = _onednn_lp(g2.contiguous(), w.t().contiguous(), None, 'none', [], '')
+            gx = gx.view(x.shape)
+        if ctx.needs_input_grad[1]: gw = g2.t() @ x.reshape(-1, x.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]: gb = g2.sum(0)
+        return gx, gw, gb
+
+def _fusable_gelu(act) -> str|None:
+    "oneDNN's name for `act`'s GELU variant if it can be fused into the product, else None."
+    return act.approximate if type(act) is nn.GELU and act.approximate in ('none', 'tanh') and not _hooked(act) else None
+
+def run_linear(m: nn.Module, x: torch.Tensor, act: nn.Module|None = None) -> torch.Tensor:
+    """`act(m(x))` (or `m(x)`) for an `nn.Linear` on (..., C) or a 1x1 `nn.Conv2d` on a channels-last (B, C, H, W) map,
+    with the product on oneDNN when `uses_onednn(m, x)`; any other module is simply called."""
+    if not uses_onednn(m, x):
+        y = m(x)
+        return y if act is None else act(y)
+    conv = type(m) is nn.Conv2d
+    w, b = (m.weight.view(m.weight.shape[0], -1) if conv else m.weight), m.bias
+    if conv: x = x.permute(0, 2, 3, 1)                     # channels-last memory: a contiguous (B, H, W, C) view
+    algo = None
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
+        y = _OneDNNLinear.apply(x, w, b)
+    else:
+        algo = _fusable_gelu(act) if act is not None else None
+        y = _onednn_lp(x, w, b, 'none' if algo is None else 'gelu', [], '' if algo is None else algo)
+    if conv: y = y.permute(0, 3, 1, 2)                     # back to (B, C, H, W), still channels-last in memory
+    return y if act is None or algo is not None else act(y)
 
 # %% ../nbs/02_layers.ipynb #7f8c99b7
 def use_fused_attn() -> bool:
@@ -121,10 +224,10 @@ class Attention(ObservableAttention):
 
     def forward(self, x):
         B, N, C = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = run_linear(self.qkv, x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         x = self.attend(self.q_norm(q), self.k_norm(k), v)
         x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(self.proj(x))
+        return self.proj_drop(run_linear(self.proj, x))
 
 # %% ../nbs/02_layers.ipynb #ef570056
 def attention_modules(model: nn.Module, names: str|Iterable[str]|None = None) -> dict[str, ObservableAttention]:
@@ -170,7 +273,8 @@ class Mlp(nn.Module):
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x):
-        return self.drop2(self.fc2(self.norm(self.drop1(self.act(self.fc1(x))))))
+        x = self.drop1(run_linear(self.fc1, x, self.act))
+        return self.drop2(run_linear(self.fc2, self.norm(x)))
 
 # %% ../nbs/02_layers.ipynb #ea0cf00e
 def drop_path(x: torch.Tensor, drop_prob: float = 0., training: bool = False, scale_by_keep: bool = True) -> torch.Tensor:
@@ -358,13 +462,13 @@ class WindowAttention(ObservableAttention):
     def forward(self, x, mask: torch.Tensor|None = None):
         B_, N, C = x.shape
         if N != self.window_area: raise ValueError(f"Got {N} tokens per window; this attention was built for {self.window_area}")
-        q, k, v = self.qkv(x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = run_linear(self.qkv, x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         bias = self.rel_pos_bias()
         if mask is not None:   # (nW, N, N) of 0 / -inf, one per window position
             nW = mask.shape[0]
             bias = (bias[:, None] + mask[None, :, None].to(bias.dtype)).expand(B_ // nW, -1, -1, -1, -1).reshape(-1, self.num_heads, N, N)
         x = self.attend(q, k, v, attn_mask=bias)
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B_, N, -1)))
+        return self.proj_drop(run_linear(self.proj, x.transpose(1, 2).reshape(B_, N, -1)))
 
 # %% ../nbs/02_layers.ipynb #5da5a537
 class PatchMerging(nn.Module):
@@ -381,7 +485,7 @@ class PatchMerging(nn.Module):
         H, W = H + H % 2, W + W % 2
         # channel blocks in the order (0,0), (1,0), (0,1), (1,1) of (row, col) offsets, as in the official code
         x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)
-        return self.reduction(self.norm(x)) if self.norm_first else self.norm(self.reduction(x))
+        return run_linear(self.reduction, self.norm(x)) if self.norm_first else self.norm(run_linear(self.reduction, x))
 
 # %% ../nbs/02_layers.ipynb #904a95ce
 class SpatialReductionAttention(ObservableAttention):
@@ -416,7 +520,7 @@ class SpatialReductionAttention(ObservableAttention):
     def forward(self, x, feat_size):
         B, N, C = x.shape
         if N != feat_size[0] * feat_size[1]: raise ValueError(f"{N} tokens do not form a {feat_size[0]}x{feat_size[1]} grid")
-        q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
-        k, v = self.kv(self.reduce(x, feat_size)).reshape(B, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q = run_linear(self.q, x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
+        k, v = run_linear(self.kv, self.reduce(x, feat_size)).reshape(B, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         x = self.attend(q, k, v)
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
+        return self.proj_drop(run_linear(self.proj, x.transpose(1, 2).reshape(B, N, C)))

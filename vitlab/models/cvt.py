@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import Paper, register_model
-from ..layers import ConvPatchEmbed, DropPath, Mlp, ObservableAttention, init_weights_vit, per_stage, stage_drop_path_rates
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, ObservableAttention, init_weights_vit, per_stage, run_linear,
+                           stage_drop_path_rates)
 from . import (IMAGENET_MEAN, IMAGENET_STD, ParityNotSupported, adapt_input_conv, build_model, build_random,
                            model_cfg, small_cfg)
 
@@ -60,9 +61,9 @@ class ConvAttention(ObservableAttention):
             raise ValueError(f"{N} tokens are not {num_prefix_tokens} prefix tokens + a {H}x{W} grid")
         prefix, grid = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:].transpose(1, 2).reshape(B, C, H, W)
         q, k, v = (torch.cat([prefix, p(grid)], dim=1) for p in (self.conv_proj_q, self.conv_proj_k, self.conv_proj_v))
-        q, k, v = self._heads(self.proj_q(q)), self._heads(self.proj_k(k)), self._heads(self.proj_v(v))
+        q, k, v = (self._heads(run_linear(p, t)) for p, t in ((self.proj_q, q), (self.proj_k, k), (self.proj_v, v)))
         x = self.attend(q, k, v)
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
+        return self.proj_drop(run_linear(self.proj, x.transpose(1, 2).reshape(B, N, C)))
 
 # %% ../../nbs/models/12_cvt.ipynb #38eba28d
 class QuickGELU(nn.Module):

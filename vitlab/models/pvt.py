@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import Paper, register_model
-from ..layers import (ConvPatchEmbed, DropPath, Mlp, SpatialReductionAttention, init_weights_vit, per_stage,
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, SpatialReductionAttention, init_weights_vit, per_stage, run_linear,
                            resample_abs_pos_embed, stage_drop_path_rates, to_2tuple)
 from . import (IMAGENET_MEAN, IMAGENET_STD, ParityNotSupported, adapt_input_conv, build_model, build_random,
                            model_cfg, randomize_weights_, small_cfg)
@@ -54,10 +54,10 @@ class MlpWithDepthwiseConv(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x, feat_size):
-        x = self.fc1(x)
+        x = run_linear(self.fc1, x)
         B, N, C = x.shape
         x = self.dwconv(self.relu(x.transpose(1, 2).reshape(B, C, *feat_size))).flatten(2).transpose(1, 2)
-        return self.drop(self.fc2(self.drop(self.act(x))))
+        return self.drop(run_linear(self.fc2, self.drop(self.act(x))))
 
 # %% ../../nbs/models/15_pvt.ipynb #e6a0966b
 class PvtBlock(nn.Module):
