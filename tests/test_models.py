@@ -148,24 +148,25 @@ ONEDNN_PATH = ['vit_mini_patch4_28', 'deit_mini_distilled_patch4_28', 'swin_mini
 
 @pytest.mark.parametrize('name', ONEDNN_PATH)
 def test_parity_on_the_onednn_path(name, monkeypatch):
-    """At batch 32 the shared layers multiply more than 1,024 rows at once and take oneDNN's kernel (batch-2 parity
-    tests do not): the logits and the input gradient still match the reference's."""
+    """With the work threshold lowered to 1, every eligible linear layer of the model takes oneDNN's kernel (at batch
+    2, and below the default thresholds, none does): the logits and the input gradient still match the reference's."""
     import vitlab.layers as L
     from vitlab.models import build_reference_pair, output_logits
     if not L.onednn_linear_enabled(): pytest.skip('the oneDNN linear path is off or unavailable in this PyTorch')
     calls, orig = [], L._onednn_lp
     monkeypatch.setattr(L, '_onednn_lp', lambda *a: calls.append(a[0].shape) or orig(*a))
-    _parity(name, batch_size=32)
-    assert calls, f'{name}: no layer took the oneDNN path'
-    try: ours, ref = build_reference_pair(name)
-    except ParityNotSupported as e: pytest.skip(f'{name}: the reference cannot be built here: {e}')
-    x = torch.randn(32, *ours.default_cfg['input_size'], generator=torch.Generator().manual_seed(1))
-    w = torch.randn(32, ours.num_classes, generator=torch.Generator().manual_seed(2))
-    grads = []
-    for m in (ours, ref):
-        xi = x.clone().requires_grad_()
-        (output_logits(m(xi)) * w).sum().backward()
-        grads.append(xi.grad)
+    with L.onednn_linear(True, min_macs=1):
+        _parity(name, batch_size=32)
+        assert calls, f'{name}: no layer took the oneDNN path'
+        try: ours, ref = build_reference_pair(name)
+        except ParityNotSupported as e: pytest.skip(f'{name}: the reference cannot be built here: {e}')
+        x = torch.randn(32, *ours.default_cfg['input_size'], generator=torch.Generator().manual_seed(1))
+        w = torch.randn(32, ours.num_classes, generator=torch.Generator().manual_seed(2))
+        grads = []
+        for m in (ours, ref):
+            xi = x.clone().requires_grad_()
+            (output_logits(m(xi)) * w).sum().backward()
+            grads.append(xi.grad)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
 
 

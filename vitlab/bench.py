@@ -15,12 +15,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import UnknownNameError, close_matches
+from .layers import _ONEDNN, onednn_linear, onednn_linear_enabled, run_linear
 from .models import (ParityNotSupported, build_reference_pair, count_flops, count_params, create_model,
                            list_models, model_entry, output_logits, parity_references)
 
 # %% auto #0
-__all__ = ['METRICS', 'MODES', 'BENCH_SETS', 'Candidate', 'measure', 'summarize', 'peak_memory', 'bench_model', 'bench_modes',
-           'bench_models', 'check_bench_args', 'run_bench', 'bench_chart']
+__all__ = ['METRICS', 'MODES', 'BENCH_SETS', 'LINEAR_SHAPES', 'Candidate', 'measure', 'summarize', 'peak_memory', 'bench_model',
+           'bench_modes', 'bench_models', 'check_bench_args', 'run_bench', 'bench_chart', 'bench_linear_kernels']
 
 # %% ../nbs/05_bench.ipynb #7e1d7b64
 _log = logging.getLogger('vitlab.bench')
@@ -152,7 +153,8 @@ def peak_memory(c: Candidate, input_size: tuple, num_classes: int, batch_size: i
 def _env() -> dict:
     return {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'machine': platform.machine(),
             'processor': platform.processor() or platform.machine(), 'cpus': os.cpu_count(),
-            'date': datetime.datetime.now().isoformat(timespec='seconds')}
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'onednn_linear': onednn_linear_enabled(), 'onednn_min_macs': dict(_ONEDNN['min_macs'])}
 
 def bench_model(model_name: str, reference: str|None = None, batch_size: int = 128, train_batch_size: int|None = None,
                 reps: int = 5, warmup: int = 2, iters: dict|None = None, min_time: float = 0.5, memory: bool = True,
@@ -313,3 +315,40 @@ def bench_chart(df: pd.DataFrame, title: str|None = None, goal: float = 1.05):
     fig.update_layout(barmode='group', title=title or 'vitlab ÷ reference (above 1: vitlab faster)', height=420,
                       yaxis_title='speed ratio', legend=dict(orientation='h', y=-0.3), margin=dict(t=50, b=10))
     return fig
+
+# %% ../nbs/05_bench.ipynb #872807d4
+LINEAR_SHAPES = ((256, 128, 512), (1024, 128, 512), (6400, 128, 384), (6400, 128, 512), (6400, 512, 128),
+                 (25216, 192, 576), (25216, 192, 768), (25216, 768, 192))
+
+def bench_linear_kernels(shapes: Iterable[tuple] = LINEAR_SHAPES, reps: int = 5, min_time: float = 0.2,
+                         seed: int = 0) -> pd.DataFrame:
+    "Time one (rows, in, out) linear layer on PyTorch's default kernel and on `run_linear`'s oneDNN path, interleaved."
+    if reps < 1: raise ValueError(f"reps must be >= 1, got {reps!r}")
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for shape in shapes:
+        if len(shape) != 3 or any(not isinstance(v, int) or v < 1 for v in shape):
+            raise ValueError(f"a shape is (rows, in_features, out_features) of positive integers, got {shape!r}")
+        n, cin, cout = shape
+        lin = nn.Linear(cin, cout)
+        x = torch.randn(n, cin, generator=g); xg = x.clone().requires_grad_(); gy = torch.randn(n, cout, generator=g)
+        def infer(on):
+            with torch.inference_mode(), onednn_linear(on, min_macs=1): run_linear(lin, x)
+        def train(on):
+            with onednn_linear(on, min_macs=1): run_linear(lin, xg).backward(gy)
+        for metric, fn in (('infer', infer), ('train', train)):
+            for on in (False, True): fn(on)                                # warm-up
+            t0 = time.perf_counter(); fn(False); fn(True)
+            calls = max(1, min(1000, round(min_time / (time.perf_counter() - t0) * 2)))
+            times = {False: [], True: []}
+            for r in range(reps):
+                for on in ((False, True) if r % 2 == 0 else (True, False)):
+                    t0 = time.perf_counter()
+                    for _ in range(calls): fn(on)
+                    times[on].append((time.perf_counter() - t0) / calls)
+            ratios = sorted(a / b for a, b in zip(times[False], times[True]))
+            rows.append({'rows': n, 'in': cin, 'out': cout, 'metric': metric,
+                         'default_ms': 1000 * float(pd.Series(times[False]).median()),
+                         'onednn_ms': 1000 * float(pd.Series(times[True]).median()),
+                         'ratio': float(pd.Series(ratios).median()), 'ratio_lo': ratios[0], 'ratio_hi': ratios[-1]})
+    return pd.DataFrame(rows)

@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch.nn.modules import module as _module
 
 # %% auto #0
-__all__ = ['to_2tuple', 'PatchEmbed', 'onednn_linear_enabled', 'onednn_linear', 'uses_onednn', 'run_linear', 'use_fused_attn',
-           'ObservableAttention', 'Attention', 'attention_modules', 'capture_attention', 'Mlp', 'drop_path', 'DropPath',
-           'LayerScale', 'Block', 'resample_abs_pos_embed', 'sincos_2d_pos_embed', 'init_weights_vit', 'per_stage',
-           'stage_drop_path_rates', 'LayerNorm2d', 'ConvPatchEmbed', 'window_partition', 'window_reverse',
-           'relative_position_index', 'WindowAttention', 'PatchMerging', 'SpatialReductionAttention']
+__all__ = ['MIN_MACS', 'to_2tuple', 'PatchEmbed', 'onednn_linear_enabled', 'onednn_linear', 'uses_onednn', 'run_linear',
+           'use_fused_attn', 'ObservableAttention', 'Attention', 'attention_modules', 'capture_attention', 'Mlp',
+           'drop_path', 'DropPath', 'LayerScale', 'Block', 'resample_abs_pos_embed', 'sincos_2d_pos_embed',
+           'init_weights_vit', 'per_stage', 'stage_drop_path_rates', 'LayerNorm2d', 'ConvPatchEmbed',
+           'window_partition', 'window_reverse', 'relative_position_index', 'WindowAttention', 'PatchMerging',
+           'SpatialReductionAttention']
 
 # %% ../nbs/02_layers.ipynb #9a612f8d
 def to_2tuple(x) -> tuple:
@@ -67,32 +68,35 @@ class PatchEmbed(nn.Module):
 # %% ../nbs/02_layers.ipynb #6ddd582d
 _onednn_lp = getattr(torch.ops.mkldnn, '_linear_pointwise', None) if torch.backends.mkldnn.is_available() else None
 
-def _env_min_rows() -> int:
-    v = os.environ.get('VITLAB_ONEDNN_MIN_ROWS', '1024')
-    try: n = int(v)
+MIN_MACS = {'train': 75_000_000, 'infer': 200_000_000, 'infer_gelu': 25_000_000}   # measured on the lab's machine
+
+def _env_min_macs() -> dict:
+    v = os.environ.get('VITLAB_ONEDNN_MIN_MACS')
+    if v is None: return dict(MIN_MACS)
+    try: n = int(float(v))
     except ValueError: n = 0
-    if n < 1: raise ValueError(f"VITLAB_ONEDNN_MIN_ROWS must be a whole number >= 1, got {v!r}")
-    return n
+    if n < 1: raise ValueError(f"VITLAB_ONEDNN_MIN_MACS must be a number of multiply-adds >= 1, got {v!r}")
+    return {k: n for k in MIN_MACS}
 
 _ONEDNN = {'enabled': _onednn_lp is not None and os.environ.get('VITLAB_ONEDNN_LINEAR', '1') not in ('0', 'false', 'False'),
-           'min_rows': _env_min_rows()}
+           'min_macs': _env_min_macs()}
 
 def onednn_linear_enabled() -> bool:
     "Whether `run_linear` may use oneDNN (a oneDNN build of PyTorch, and not switched off)."
     return _ONEDNN['enabled']
 
 @contextmanager
-def onednn_linear(enabled: bool = True, min_rows: int|None = None):
-    "Switch `run_linear`'s oneDNN path on or off (and set its row threshold) inside a `with` block."
+def onednn_linear(enabled: bool = True, min_macs: int|None = None):
+    "Switch `run_linear`'s oneDNN path on or off (and set both work thresholds, in multiply-adds) inside a `with` block."
     if not isinstance(enabled, bool): raise TypeError(f"enabled must be True or False, got {enabled!r}")
     if enabled and _onednn_lp is None:
         raise RuntimeError("this PyTorch build has no oneDNN linear kernel (torch.backends.mkldnn.is_available() is "
                            "False, or torch.ops.mkldnn._linear_pointwise is missing)")
-    if min_rows is not None and (isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1):
-        raise ValueError(f"min_rows must be a whole number >= 1, got {min_rows!r}")
-    old = dict(_ONEDNN)
+    if min_macs is not None and (isinstance(min_macs, bool) or not isinstance(min_macs, (int, float)) or not min_macs >= 1):
+        raise ValueError(f"min_macs must be a number of multiply-adds >= 1, got {min_macs!r}")
+    old = {'enabled': _ONEDNN['enabled'], 'min_macs': dict(_ONEDNN['min_macs'])}
     _ONEDNN['enabled'] = enabled
-    if min_rows is not None: _ONEDNN['min_rows'] = min_rows
+    if min_macs is not None: _ONEDNN['min_macs'] = {k: min_macs for k in MIN_MACS}
     try: yield
     finally: _ONEDNN.update(old)
 
@@ -108,15 +112,23 @@ def _pointwise_conv(m: nn.Conv2d) -> bool:
     return (m.kernel_size == (1, 1) and m.stride == (1, 1) and m.padding in ((0, 0), 'valid') and m.dilation == (1, 1)
             and m.groups == 1 and m.padding_mode == 'zeros')
 
-def uses_onednn(m: nn.Module, x: torch.Tensor) -> bool:
-    "Whether `run_linear(m, x)` takes the oneDNN kernel (see the conditions above)."
+def _needs_grad(m: nn.Module, x: torch.Tensor) -> bool:
+    "Whether a product of `m` on `x` is recorded for a backward pass."
+    b = m.bias
+    return torch.is_grad_enabled() and (x.requires_grad or m.weight.requires_grad or (b is not None and b.requires_grad))
+
+def uses_onednn(m: nn.Module, x: torch.Tensor, act: nn.Module|None = None) -> bool:
+    "Whether `run_linear(m, x, act)` takes the oneDNN kernel (see the conditions above)."
     if not _ONEDNN['enabled'] or type(x) is not torch.Tensor: return False     # cheapest tests first
     if type(m) is nn.Linear:
-        if not (x.dim() >= 2 and x.numel() >= _ONEDNN['min_rows'] * x.shape[-1] and x.is_contiguous()): return False
+        if not (x.dim() >= 2 and x.is_contiguous()): return False
+        out = m.out_features
     elif type(m) is nn.Conv2d:
-        if not (x.dim() == 4 and x.numel() >= _ONEDNN['min_rows'] * x.shape[1] and _pointwise_conv(m)
-                and x.is_contiguous(memory_format=torch.channels_last)): return False
+        if not (x.dim() == 4 and _pointwise_conv(m) and x.is_contiguous(memory_format=torch.channels_last)): return False
+        out = m.out_channels
     else: return False
+    kind = 'train' if _needs_grad(m, x) else 'infer_gelu' if act is not None and _fusable_gelu(act) else 'infer'
+    if x.numel() * out < _ONEDNN['min_macs'][kind]: return False                           # rows x in x out
     return (not torch.compiler.is_compiling() and x.dtype is torch.float32 and x.device.type == 'cpu'
             and m.weight.dtype is torch.float32 and m.weight.is_contiguous() and not _hooked(m)
             and not torch.is_autocast_enabled('cpu') and not torch.jit.is_tracing()
@@ -151,15 +163,14 @@ def _fusable_gelu(act) -> str|None:
 def run_linear(m: nn.Module, x: torch.Tensor, act: nn.Module|None = None) -> torch.Tensor:
     """`act(m(x))` (or `m(x)`) for an `nn.Linear` on (..., C) or a 1x1 `nn.Conv2d` on a channels-last (B, C, H, W) map,
     with the product on oneDNN when `uses_onednn(m, x)`; any other module is simply called."""
-    if not uses_onednn(m, x):
+    if not uses_onednn(m, x, act):
         y = m(x)
         return y if act is None else act(y)
     conv = type(m) is nn.Conv2d
     w, b = (m.weight.view(m.weight.shape[0], -1) if conv else m.weight), m.bias
     if conv: x = x.permute(0, 2, 3, 1)                     # channels-last memory: a contiguous (B, H, W, C) view
     algo = None
-    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
-        y = _OneDNNLinear.apply(x, w, b)
+    if _needs_grad(m, x): y = _OneDNNLinear.apply(x, w, b)
     else:
         algo = _fusable_gelu(act) if act is not None else None
         y = _onednn_lp(x, w, b, 'none' if algo is None else 'gelu', [], '' if algo is None else algo)
