@@ -87,7 +87,7 @@ def onednn_linear_enabled() -> bool:
 
 @contextmanager
 def onednn_linear(enabled: bool = True, min_macs: int|None = None):
-    "Switch `run_linear`'s oneDNN path on or off (and set both work thresholds, in multiply-adds) inside a `with` block."
+    "Switch `run_linear`'s oneDNN path on or off (and set all its work thresholds, in multiply-adds) inside a `with` block."
     if not isinstance(enabled, bool): raise TypeError(f"enabled must be True or False, got {enabled!r}")
     if enabled and _onednn_lp is None:
         raise RuntimeError("this PyTorch build has no oneDNN linear kernel (torch.backends.mkldnn.is_available() is "
