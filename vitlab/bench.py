@@ -332,23 +332,18 @@ def bench_linear_kernels(shapes: Iterable[tuple] = LINEAR_SHAPES, reps: int = 5,
         n, cin, cout = shape
         lin = nn.Linear(cin, cout)
         x = torch.randn(n, cin, generator=g); xg = x.clone().requires_grad_(); gy = torch.randn(n, cout, generator=g)
-        def infer(on):
-            with torch.inference_mode(), onednn_linear(on, min_macs=1): run_linear(lin, x)
-        def train(on):
-            with onednn_linear(on, min_macs=1): run_linear(lin, xg).backward(gy)
-        for metric, fn in (('infer', infer), ('train', train)):
-            for on in (False, True): fn(on)                                # warm-up
-            t0 = time.perf_counter(); fn(False); fn(True)
-            calls = max(1, min(1000, round(min_time / (time.perf_counter() - t0) * 2)))
-            times = {False: [], True: []}
-            for r in range(reps):
-                for on in ((False, True) if r % 2 == 0 else (True, False)):
-                    t0 = time.perf_counter()
-                    for _ in range(calls): fn(on)
-                    times[on].append((time.perf_counter() - t0) / calls)
-            ratios = sorted(a / b for a, b in zip(times[False], times[True]))
-            rows.append({'rows': n, 'in': cin, 'out': cout, 'metric': metric,
-                         'default_ms': 1000 * float(pd.Series(times[False]).median()),
-                         'onednn_ms': 1000 * float(pd.Series(times[True]).median()),
-                         'ratio': float(pd.Series(ratios).median()), 'ratio_lo': ratios[0], 'ratio_hi': ratios[-1]})
+        def work(on, metric):
+            def infer():
+                with torch.inference_mode(), onednn_linear(on, min_macs=1): run_linear(lin, x)
+            def train():
+                with onednn_linear(on, min_macs=1): run_linear(lin, xg).backward(gy)
+            return train if metric == 'train' else infer
+        cands = [Candidate('default', lin), Candidate('onednn', lin)]
+        fns = {(c.label, k): work(c.label == 'onednn', k) for c in cands for k in ('infer', 'train')}
+        s = summarize(_timed_runs(cands, ['infer', 'train'], fns, {'infer': n, 'train': n}, reps, 2, {}, min_time,
+                                  torch.device('cpu')), 'default').set_index(['candidate', 'metric'])
+        for k in ('infer', 'train'):
+            d, o = s.loc[('default', k)], s.loc[('onednn', k)]
+            rows.append({'rows': n, 'in': cin, 'out': cout, 'metric': k, 'default_ms': d.ms, 'onednn_ms': o.ms,
+                         'ratio': o.ratio, 'ratio_lo': o.ratio_lo, 'ratio_hi': o.ratio_hi})
     return pd.DataFrame(rows)
