@@ -14,14 +14,15 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import UnknownNameError, close_matches
+from .core import UnknownNameError, allocator_tuned, close_matches
 from .layers import _ONEDNN, onednn_linear, onednn_linear_enabled, run_linear
 from .models import (ParityNotSupported, build_reference_pair, count_flops, count_params, create_model,
                            list_models, model_entry, output_logits, parity_references)
 
 # %% auto #0
 __all__ = ['METRICS', 'MODES', 'BENCH_SETS', 'LINEAR_SHAPES', 'Candidate', 'measure', 'summarize', 'peak_memory', 'bench_model',
-           'bench_modes', 'bench_models', 'check_bench_args', 'run_bench', 'bench_chart', 'bench_linear_kernels']
+           'bench_modes', 'bench_models', 'check_bench_args', 'run_bench', 'bench_chart', 'bench_linear_kernels',
+           'bench_allocator']
 
 # %% ../nbs/05_bench.ipynb #7e1d7b64
 _log = logging.getLogger('vitlab.bench')
@@ -154,7 +155,8 @@ def _env() -> dict:
     return {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'machine': platform.machine(),
             'processor': platform.processor() or platform.machine(), 'cpus': os.cpu_count(),
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
-            'onednn_linear': onednn_linear_enabled(), 'onednn_min_macs': dict(_ONEDNN['min_macs'])}
+            'onednn_linear': onednn_linear_enabled(), 'onednn_min_macs': dict(_ONEDNN['min_macs']),
+            'malloc_tuned': allocator_tuned()}
 
 def bench_model(model_name: str, reference: str|None = None, batch_size: int = 128, train_batch_size: int|None = None,
                 reps: int = 5, warmup: int = 2, iters: dict|None = None, min_time: float = 0.5, memory: bool = True,
@@ -347,3 +349,54 @@ def bench_linear_kernels(shapes: Iterable[tuple] = LINEAR_SHAPES, reps: int = 5,
             rows.append({'rows': n, 'in': cin, 'out': cout, 'metric': k, 'default_ms': d.ms, 'onednn_ms': o.ms,
                          'ratio': o.ratio, 'ratio_lo': o.ratio_lo, 'ratio_hi': o.ratio_hi})
     return pd.DataFrame(rows)
+
+# %% ../nbs/05_bench.ipynb #965b6918
+def _allocator_worker(spec: str):
+    "Run in a child process by `bench_allocator`: time one model's steps, print the timings and peak memory as JSON."
+    import resource
+    a = json.loads(spec)
+    torch.manual_seed(a['seed'])
+    m = create_model(a['model'])
+    x = torch.randn(a['batch_size'], *m.default_cfg['input_size'])
+    y = torch.randint(0, m.default_cfg['num_classes'], (a['batch_size'],))
+    m.train(a['metric'] == 'train')
+    step = _work(Candidate('model', m), a['metric'], x, y, {}, torch.device('cpu'))
+    for _ in range(a['warmup']): step()
+    times = []
+    for _ in range(a['steps']):
+        t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    print(json.dumps({'tuned': allocator_tuned(), 'step_s': times, 'peak_rss_mib': peak}))
+
+def bench_allocator(model_name: str = 'convnext_atto', metric: str = 'train', batch_size: int = 32, steps: int = 5,
+                    warmup: int = 2, reps: int = 3, seed: int = 0) -> pd.DataFrame:
+    "Speed and peak resident memory of `model_name` with and without `vitlab.core.tune_allocator`, in alternating child processes."
+    import subprocess, sys
+    model_entry(model_name)                                   # unknown: an error with close matches
+    if metric not in ('train', 'infer'): raise UnknownNameError('metric', metric, ('train', 'infer'))
+    for k, v, lo in (('batch_size', batch_size, 1), ('steps', steps, 1), ('warmup', warmup, 0), ('reps', reps, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+    spec = json.dumps(dict(model=model_name, metric=metric, batch_size=batch_size, steps=steps, warmup=warmup, seed=seed))
+    rows = []
+    for r in range(reps):
+        for tuned in ((False, True) if r % 2 == 0 else (True, False)):   # alternate which setting runs first
+            env = {**os.environ, 'VITLAB_MALLOC_TUNE': '1' if tuned else '0'}
+            p = subprocess.run([sys.executable, '-c', f"from vitlab.bench import _allocator_worker; _allocator_worker({spec!r})"],
+                               env=env, capture_output=True, text=True)
+            if p.returncode: raise RuntimeError(f"the benchmark's child process failed:\n{p.stderr[-3000:]}")
+            res = json.loads(p.stdout.strip().splitlines()[-1])
+            if res['tuned'] != tuned:
+                raise RuntimeError("tune_allocator had no effect in the child process: it needs Linux with glibc")
+            med = sorted(res['step_s'])[len(res['step_s']) // 2]
+            rows.append({'rep': r, 'tuned': tuned, 'images_s': batch_size / med, 'peak_rss_mib': res['peak_rss_mib']})
+    raw = pd.DataFrame(rows)
+    by = raw.pivot(index='rep', columns='tuned')
+    ratio = by[('images_s', True)] / by[('images_s', False)]
+    med = raw.groupby('tuned').median()
+    out = pd.DataFrame([{'model': model_name, 'metric': metric, 'batch_size': batch_size,
+                         'default_images_s': med.images_s[False], 'tuned_images_s': med.images_s[True],
+                         'ratio': ratio.median(), 'ratio_lo': ratio.min(), 'ratio_hi': ratio.max(),
+                         'default_peak_rss_mib': med.peak_rss_mib[False], 'tuned_peak_rss_mib': med.peak_rss_mib[True],
+                         'rss_ratio': med.peak_rss_mib[True] / med.peak_rss_mib[False]}])
+    out.attrs['raw'] = raw
+    return out

@@ -18,10 +18,11 @@ __all__ = ['PAPER_CLASSES', 'MODELS', 'DATASETS', 'RECIPES', 'COMPRESSORS', 'ANA
            'register_compressor', 'list_compressors', 'register_analysis', 'list_analyses', 'register_optimizer',
            'list_optimizers', 'REGISTERING_PACKAGES', 'CATALOGUE_CLASSES', 'STATUSES', 'Paper', 'close_matches',
            'UnknownNameError', 'Entry', 'Registry', 'get_registry', 'seed_everything', 'rng_state', 'set_rng_state',
-           'available_devices', 'get_device', 'share_cores', 'git_commit', 'env_info', 'NoOptions',
-           'check_options_model', 'import_all', 'options_info', 'sources_fingerprint', 'cache_dir', 'catalogue',
-           'known_names', 'split_recipe_options', 'coverage', 'status_line', 'coverage_by_paper', 'paper_catalogue',
-           'module_notebook', 'catalogue_coverage', 'catalogue_markdown', 'setup_plotly']
+           'available_devices', 'get_device', 'share_cores', 'allocator_tuned', 'tune_allocator', 'git_commit',
+           'env_info', 'NoOptions', 'check_options_model', 'import_all', 'options_info', 'sources_fingerprint',
+           'cache_dir', 'catalogue', 'known_names', 'split_recipe_options', 'coverage', 'status_line',
+           'coverage_by_paper', 'paper_catalogue', 'module_notebook', 'catalogue_coverage', 'catalogue_markdown',
+           'setup_plotly']
 
 # %% ../nbs/00_core.ipynb #27a8bbda
 PAPER_CLASSES = ('ARCH', 'RECIPE', 'COMPRESS', 'ANALYSIS', 'TASK', 'OUT')
@@ -309,6 +310,36 @@ def _share_cores_in_tests():
 
 _share_cores_in_tests()
 
+# %% ../nbs/00_core.ipynb #1d26b0ad
+_MALLOPT = {'M_TRIM_THRESHOLD': -1, 'M_TOP_PAD': -2, 'M_MMAP_THRESHOLD': -3}   # glibc's <malloc.h> numbers
+_MALLOC_SETTINGS = {'M_MMAP_THRESHOLD': 1 << 30, 'M_TRIM_THRESHOLD': 2**31 - 1, 'M_TOP_PAD': 64 << 20}
+_MALLOC_STATE = {'tuned': False}
+
+def allocator_tuned() -> bool:
+    "Whether `tune_allocator` is in effect in this process."
+    return _MALLOC_STATE['tuned']
+
+def tune_allocator() -> bool:
+    """Keep large freed blocks in glibc's heap for reuse instead of unmapping them (see above); returns whether it is
+    in effect. A no-op returning False where the C library is not glibc. It cannot be undone within a process."""
+    if _MALLOC_STATE['tuned']: return True
+    if sys.platform != 'linux' or platform.libc_ver()[0] != 'glibc': return False
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    except (OSError, AttributeError): return False
+    ok = all(mallopt(_MALLOPT[k], v) == 1 for k, v in _MALLOC_SETTINGS.items())
+    _MALLOC_STATE['tuned'] = ok
+    return ok
+
+def _tune_allocator_on_import():
+    mode = os.environ.get('VITLAB_MALLOC_TUNE', '1')
+    if mode not in ('0', '1'): raise ValueError(f"VITLAB_MALLOC_TUNE must be '0' (leave the allocator alone) or '1', got {mode!r}")
+    if mode == '1': tune_allocator()
+
+_tune_allocator_on_import()
+
 # %% ../nbs/00_core.ipynb #4af42ded
 def git_commit(path: str|Path|None = None) -> str|None:
     "The git commit of the repository containing `path` (default: the vitlab package), or None."
@@ -330,7 +361,7 @@ def env_info(device: str|torch.device|None = None) -> dict:
     dev = get_device(device or 'auto')
     return {'python': platform.python_version(), 'platform': platform.platform(), 'versions': vers,
             'device': str(dev), 'cuda': torch.version.cuda if torch.cuda.is_available() else None,
-            'num_threads': torch.get_num_threads(), 'git_commit': git_commit()}
+            'num_threads': torch.get_num_threads(), 'malloc_tuned': allocator_tuned(), 'git_commit': git_commit()}
 
 # %% ../nbs/00_core.ipynb #60998162
 class NoOptions(BaseModel):
