@@ -353,7 +353,6 @@ def bench_linear_kernels(shapes: Iterable[tuple] = LINEAR_SHAPES, reps: int = 5,
 # %% ../nbs/05_bench.ipynb #965b6918
 def _allocator_worker(spec: str):
     "Run in a child process by `bench_allocator`: time one model's steps, print the timings and peak memory as JSON."
-    import resource
     a = json.loads(spec)
     torch.manual_seed(a['seed'])
     m = create_model(a['model'])
@@ -365,13 +364,16 @@ def _allocator_worker(spec: str):
     times = []
     for _ in range(a['steps']):
         t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    # this process's own high-water mark (getrusage's maxrss would include the parent's, inherited across fork)
+    peak = next(int(l.split()[1]) for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')) / 1024
     print(json.dumps({'tuned': allocator_tuned(), 'step_s': times, 'peak_rss_mib': peak}))
 
 def bench_allocator(model_name: str = 'convnext_atto', metric: str = 'train', batch_size: int = 32, steps: int = 5,
                     warmup: int = 2, reps: int = 3, seed: int = 0) -> pd.DataFrame:
     "Speed and peak resident memory of `model_name` with and without `vitlab.core.tune_allocator`, in alternating child processes."
     import subprocess, sys
+    if sys.platform != 'linux' or platform.libc_ver()[0] != 'glibc':
+        raise RuntimeError(f"bench_allocator compares glibc's allocator settings, so it needs Linux with glibc; this is {platform.platform()}")
     model_entry(model_name)                                   # unknown: an error with close matches
     if metric not in ('train', 'infer'): raise UnknownNameError('metric', metric, ('train', 'infer'))
     for k, v, lo in (('batch_size', batch_size, 1), ('steps', steps, 1), ('warmup', warmup, 0), ('reps', reps, 1)):
@@ -398,5 +400,5 @@ def bench_allocator(model_name: str = 'convnext_atto', metric: str = 'train', ba
                          'ratio': ratio.median(), 'ratio_lo': ratio.min(), 'ratio_hi': ratio.max(),
                          'default_peak_rss_mib': med.peak_rss_mib[False], 'tuned_peak_rss_mib': med.peak_rss_mib[True],
                          'rss_ratio': med.peak_rss_mib[True] / med.peak_rss_mib[False]}])
-    out.attrs['raw'] = raw
+    out.attrs['raw'] = rows        # per process; plain records, so that frames still concatenate
     return out

@@ -39,7 +39,7 @@ def convnext_grids(img_size, patch_size: int = 4, num_stages: int = 4) -> list[t
     return out
 
 def _channels_last_pays(x: torch.Tensor) -> bool:
-    "Inference on a CPU batch of at least 16: where storing maps channels-last measured faster (see 'The model')."
+    "Inference on a CPU batch of at least 16: where storing the stem's input channels-last measured faster (see 'The model')."
     return x.device.type == 'cpu' and x.shape[0] >= 16 and not torch.is_grad_enabled()
 
 class ConvNeXtStem(nn.Sequential):
