@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import UnknownNameError, allocator_tuned, close_matches
+from .core import UnknownNameError, _glibc_linux, allocator_tuned, close_matches
 from .layers import _ONEDNN, onednn_linear, onednn_linear_enabled, run_linear
 from .models import (ParityNotSupported, build_reference_pair, count_flops, count_params, create_model,
                            list_models, model_entry, output_logits, parity_references)
@@ -247,6 +247,12 @@ def bench_models(size: str = 'small') -> list[str]:
         if e.module not in best or p < best[e.module][0]: best[e.module] = (p, n)
     return sorted(n for _, n in best.values())
 
+def _check_counts(**checks):
+    "Raise for any `name=(value, lowest)` whose value is not an integer >= lowest (None is allowed: not set)."
+    for k, (v, lo) in checks.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+            raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+
 def check_bench_args(names: Iterable[str], batch_size: int = 128, train_batch_size: int|None = None, reps: int = 5,
                      warmup: int = 2, min_time: float = 0.5) -> None:
     "Raise a clear error, before anything runs, for an unknown model, one with no reference, or a bad setting."
@@ -257,10 +263,7 @@ def check_bench_args(names: Iterable[str], batch_size: int = 128, train_batch_si
             like = close_matches(n, with_ref) or bench_models('small')
             raise ValueError(f"model {n!r} declares no timm or Hugging Face reference, so there is nothing to time it "
                              f"against; models that have one include {', '.join(like)}")
-    for k, v, lo in (('batch_size', batch_size, 1), ('train_batch_size', train_batch_size, 1), ('reps', reps, 1),
-                     ('warmup', warmup, 0)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
-            raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+    _check_counts(batch_size=(batch_size, 1), train_batch_size=(train_batch_size, 1), reps=(reps, 1), warmup=(warmup, 0))
     if not min_time >= 0: raise ValueError(f"min_time must be a number of seconds >= 0, got {min_time!r}")
 
 def _append_csv(df: pd.DataFrame, path: Path):
@@ -325,7 +328,7 @@ LINEAR_SHAPES = ((256, 128, 512), (1024, 128, 512), (6400, 128, 384), (6400, 128
 def bench_linear_kernels(shapes: Iterable[tuple] = LINEAR_SHAPES, reps: int = 5, min_time: float = 0.2,
                          seed: int = 0) -> pd.DataFrame:
     "Time one (rows, in, out) linear layer on PyTorch's default kernel and on `run_linear`'s oneDNN path, interleaved."
-    if reps < 1: raise ValueError(f"reps must be >= 1, got {reps!r}")
+    _check_counts(reps=(reps, 1))
     g = torch.Generator().manual_seed(seed)
     rows = []
     for shape in shapes:
@@ -372,12 +375,11 @@ def bench_allocator(model_name: str = 'convnext_atto', metric: str = 'train', ba
                     warmup: int = 2, reps: int = 3, seed: int = 0) -> pd.DataFrame:
     "Speed and peak resident memory of `model_name` with and without `vitlab.core.tune_allocator`, in alternating child processes."
     import subprocess, sys
-    if sys.platform != 'linux' or platform.libc_ver()[0] != 'glibc':
+    if not _glibc_linux():
         raise RuntimeError(f"bench_allocator compares glibc's allocator settings, so it needs Linux with glibc; this is {platform.platform()}")
     model_entry(model_name)                                   # unknown: an error with close matches
     if metric not in ('train', 'infer'): raise UnknownNameError('metric', metric, ('train', 'infer'))
-    for k, v, lo in (('batch_size', batch_size, 1), ('steps', steps, 1), ('warmup', warmup, 0), ('reps', reps, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+    _check_counts(batch_size=(batch_size, 1), steps=(steps, 1), warmup=(warmup, 0), reps=(reps, 1))
     spec = json.dumps(dict(model=model_name, metric=metric, batch_size=batch_size, steps=steps, warmup=warmup, seed=seed))
     rows = []
     for r in range(reps):

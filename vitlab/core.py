@@ -315,6 +315,10 @@ _MALLOPT = {'M_TRIM_THRESHOLD': -1, 'M_TOP_PAD': -2, 'M_MMAP_THRESHOLD': -3}   #
 _MALLOC_SETTINGS = {'M_MMAP_THRESHOLD': 1 << 30, 'M_TRIM_THRESHOLD': 2**31 - 1, 'M_TOP_PAD': 64 << 20}
 _MALLOC_STATE = {'tuned': False}
 
+def _glibc_linux() -> bool:
+    "Whether this is Linux with glibc, where `tune_allocator` can act."
+    return sys.platform == 'linux' and platform.libc_ver()[0] == 'glibc'
+
 def allocator_tuned() -> bool:
     "Whether `tune_allocator` is in effect in this process."
     return _MALLOC_STATE['tuned']
@@ -323,7 +327,7 @@ def tune_allocator() -> bool:
     """Keep large freed blocks in glibc's heap for reuse instead of unmapping them (see above); returns whether it is
     in effect. A no-op returning False where the C library is not glibc. It cannot be undone within a process."""
     if _MALLOC_STATE['tuned']: return True
-    if sys.platform != 'linux' or platform.libc_ver()[0] != 'glibc': return False
+    if not _glibc_linux(): return False
     import ctypes
     try:
         mallopt = ctypes.CDLL(None).mallopt
